@@ -1,0 +1,90 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { gunzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import { FaultlineError } from '../errors.js';
+import type { Logger } from '../log/index.js';
+import type { IngestMetrics } from '../metrics/index.js';
+
+const gunzipAsync = promisify(gunzip);
+
+export interface AppOptions {
+  maxBodyBytes: number;
+  maxDecompressedBytes: number;
+  log: Logger;
+  metrics: IngestMetrics;
+}
+
+/** The JSON shape of every error faultline answers with. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
+/**
+ * A fastify instance with faultline's conventions: every body read raw (receivers decide how to parse),
+ * gzip request bodies inflated with a cap (gzip bombs answer 413), and one error shape for every failure.
+ */
+export function createApp(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: opts.maxBodyBytes,
+    // Trace ids and slugs are case-sensitive; keep URLs as sent.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
+    inflate(req, body as Buffer, opts.maxDecompressedBytes).then(
+      (b) => done(null, b),
+      (err: Error) => done(err),
+    );
+  });
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, toFaultlineError(err), opts));
+  app.setNotFoundHandler((req, reply) =>
+    sendError(req, reply, new FaultlineError('not_found', 404, `no route for ${req.method} ${req.url.split('?')[0]}`), opts),
+  );
+  return app;
+}
+
+async function inflate(req: FastifyRequest, body: Buffer, max: number): Promise<Buffer> {
+  const encoding = String(req.headers['content-encoding'] ?? 'identity').toLowerCase();
+  if (encoding === 'identity' || encoding === '') return body;
+  if (encoding !== 'gzip')
+    throw new FaultlineError('unsupported_encoding', 415, `Content-Encoding "${encoding}" is not supported; send gzip or identity`);
+  try {
+    return await gunzipAsync(body, { maxOutputLength: max });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError)
+      throw new FaultlineError('body_too_large', 413, `the gzip body inflates past the ${max}-byte limit (server.max_decompressed_bytes)`);
+    throw new FaultlineError('bad_gzip', 400, `the body is not valid gzip: ${(err as Error).message}`);
+  }
+}
+
+/** Maps fastify's own errors (body limit, media type, ...) to coded errors; unknown errors become 500. */
+export function toFaultlineError(err: unknown): FaultlineError {
+  if (err instanceof FaultlineError) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string };
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new FaultlineError('body_too_large', 413, `the body is larger than the limit (server.max_body_bytes): ${e.message}`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new FaultlineError('unsupported_media_type', 415, e.message ?? 'unsupported media type');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new FaultlineError('bad_request', 400, e.message ?? 'bad request');
+  }
+  if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new FaultlineError('bad_request', e.statusCode, e.message ?? 'bad request');
+  return new FaultlineError('internal', 500, 'internal error; see the faultline log');
+}
+
+function sendError(req: FastifyRequest, reply: FastifyReply, err: FaultlineError, opts: AppOptions): FastifyReply {
+  if (err.status >= 500 && err.code === 'internal') opts.log.error('request failed', { method: req.method, url: req.url, error: err.cause ?? err });
+  if (err.status >= 400 && err.status < 500 && err.status !== 429 && err.status !== 404)
+    opts.metrics.badRequests.inc({ endpoint: routeLabel(req), code: err.code });
+  if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
+  const body: ErrorBody = { error: { code: err.code, message: err.message } };
+  return reply.code(err.status).type('application/json').send(body);
+}
+
+/** A small fixed label set for metrics: the route pattern, never the raw URL. */
+export function routeLabel(req: FastifyRequest): string {
+  return req.routeOptions?.url ?? 'unmatched';
+}

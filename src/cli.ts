@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { ConfigError, ENV_NAMES, loadConfig, type Config } from './config/index.js';
+import { createLogger } from './log/index.js';
+import { migrate, openStore } from './store/index.js';
+import { FaultlineServer, VERSION } from './server.js';
+
+const HELP = `faultline ${VERSION} — identifies faults in running systems and drives their supervisors
+
+Usage:
+  faultline [serve] [--config FILE]     run the service (the default command)
+  faultline migrate [--config FILE]     create or upgrade the store's tables, then exit
+  faultline --help | --version
+
+Options:
+  -c, --config FILE   YAML configuration (default: $FAULTLINE_CONFIG, else ./faultline.yaml if present;
+                      faultline.example.yaml documents every field)
+  -h, --help          show this help
+  -v, --version       print the version
+
+Listeners (defaults): HTTP API, ping and dashboard :8080, OTLP/HTTP :4318, OTLP/gRPC :4317.
+Storage: embedded ClickHouse (chDB) under ./data unless FAULTLINE_CLICKHOUSE_URL names a server.
+
+Environment overrides:
+  ${ENV_NAMES.join('\n  ')}
+`;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`faultline: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\nRun "faultline --help" for usage.`);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return void process.stdout.write(HELP);
+  if (values.version) return void process.stdout.write(`${VERSION}\n`);
+  const command = positionals[0] ?? 'serve';
+  if (positionals.length > 1 || !['serve', 'migrate'].includes(command))
+    fail(`unknown command "${positionals.join(' ')}"\nRun "faultline --help" for usage.`);
+
+  let config: Config;
+  try {
+    config = loadConfig({ file: values.config }).config;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  const log = createLogger(config.log_level);
+  if (command === 'migrate') return runMigrate(config, log);
+  return runServe(config, log);
+}
+
+async function runMigrate(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+  const store = await openStore(config);
+  try {
+    const report = await migrate(store, config.store.retention_days);
+    log.info('store is up to date', {
+      kind: store.kind,
+      location: store.location,
+      applied: report.applied.join(',') || 'none',
+      already_applied: report.alreadyApplied,
+      retention_changed: report.retentionChanged.join(',') || 'none',
+    });
+  } finally {
+    await store.close();
+  }
+}
+
+async function runServe(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+  const server = new FaultlineServer(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn('second signal: exiting without flushing; unwritten rows stay in the write-ahead log', { signal });
+      process.exit(130);
+    }
+    stopping = true;
+    log.info('shutting down: flushing the write-ahead log to the store', { signal });
+    server.shutdown().then(
+      () => process.exit(0),
+      (err) => {
+        log.error('shutdown failed', { error: err });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await server.start();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const reason = e.code === 'EADDRINUSE' ? `a port is already in use (${e.message}); set another with FAULTLINE_*_PORT` : e.message;
+    log.error('cannot start', { reason });
+    await server.shutdown().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => fail(`unexpected error: ${err.message}`, 1));

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const bytes = z.number().int().positive();
+const days = z.number().int().min(1).max(3650);
+
+/** Retention (TTL) per evidence table, in days. */
+export const RetentionSchema = z
+  .object({
+    heartbeats: days.default(14),
+    exits: days.default(90),
+    spans: days.default(7),
+    exceptions: days.default(90),
+    logs: days.default(7),
+    metric_points: days.default(14),
+    pings: days.default(90),
+  })
+  .strict();
+
+export const ServerSchema = z
+  .object({
+    /** Address every listener binds to. */
+    host: z.string().min(1).default('127.0.0.1'),
+    http_port: port.default(8080),
+    otlp_http_port: port.default(4318),
+    otlp_grpc_port: port.default(4317),
+    /** Largest request body accepted as sent on the wire (compressed). */
+    max_body_bytes: bytes.default(16 * 1024 * 1024),
+    /** Largest request body after gzip decompression: the guard against gzip bombs. */
+    max_decompressed_bytes: bytes.default(64 * 1024 * 1024),
+  })
+  .strict();
+
+export const StoreSchema = z
+  .object({
+    /** ClickHouse server URL; when absent the embedded chDB engine stores into `<data_dir>/clickhouse`. */
+    clickhouse_url: z.url().optional(),
+    user: z.string().default('default'),
+    password: z.string().default(''),
+    database: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a database name: letters, digits and underscores')
+      .default('faultline'),
+    retention_days: RetentionSchema.default(RetentionSchema.parse({})),
+    /** Per-request timeout towards a ClickHouse server. */
+    request_timeout_ms: z.number().int().positive().default(30_000),
+  })
+  .strict();
+
+export const WriterSchema = z
+  .object({
+    /** A batch is written to the store when it holds this many rows ... */
+    batch_rows: z.number().int().min(1).max(1_000_000).default(10_000),
+    /** ... or when its oldest row has waited this long, whichever comes first. */
+    flush_interval_ms: z.number().int().min(10).max(60_000).default(1000),
+    /** Acknowledged rows not yet in the store (the write-ahead log on disk), in bytes; past it ingest sheds with 429/503. */
+    max_wal_bytes: bytes.default(512 * 1024 * 1024),
+    /** fsync the write-ahead log before acknowledging: survives power loss, not only `kill -9`. */
+    fsync: z.boolean().default(false),
+  })
+  .strict();
+
+export const CheckSchema = z
+  .object({
+    slug: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,127}$/, 'a slug: lower-case letters, digits, "-", "_", "."'),
+    name: z.string().optional(),
+  })
+  .strict();
+
+export const PingSchema = z
+  .object({
+    /** Create a check on its first ping instead of answering 404. */
+    auto_create: z.boolean().default(false),
+    /** The request body is kept as the run's log up to this many bytes; the rest is cut. */
+    max_log_bytes: z.number().int().min(0).max(10 * 1024 * 1024).default(100_000),
+  })
+  .strict();
+
+export const LimitsSchema = z
+  .object({
+    /** Attribute values and log bodies longer than this are cut (and the cut reported). */
+    max_attribute_bytes: z.number().int().min(64).default(16 * 1024),
+    /** Records stamped further than this in the future are rejected as absurd. */
+    max_future_skew_s: z.number().int().min(0).default(24 * 3600),
+    /** Records stamped further than this in the past are rejected as absurd. */
+    max_age_days: z.number().int().min(1).default(365),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    data_dir: z.string().min(1).default('./data'),
+    log_level: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+    server: ServerSchema.default(ServerSchema.parse({})),
+    store: StoreSchema.default(StoreSchema.parse({})),
+    writer: WriterSchema.default(WriterSchema.parse({})),
+    ping: PingSchema.default(PingSchema.parse({})),
+    checks: z.array(CheckSchema).default([]),
+    limits: LimitsSchema.default(LimitsSchema.parse({})),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const ports = [
+      ['http_port', cfg.server.http_port],
+      ['otlp_http_port', cfg.server.otlp_http_port],
+      ['otlp_grpc_port', cfg.server.otlp_grpc_port],
+    ] as const;
+    for (let i = 0; i < ports.length; i++)
+      for (let j = i + 1; j < ports.length; j++)
+        if (ports[i][1] !== 0 && ports[i][1] === ports[j][1])
+          ctx.addIssue({
+            code: 'custom',
+            path: ['server', ports[j][0]],
+            message: `port ${ports[j][1]} is already used by server.${ports[i][0]}`,
+          });
+    const slugs = new Set<string>();
+    cfg.checks.forEach((c, i) => {
+      if (slugs.has(c.slug)) ctx.addIssue({ code: 'custom', path: ['checks', i, 'slug'], message: `duplicate check slug "${c.slug}"` });
+      slugs.add(c.slug);
+    });
+  });
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type Retention = z.infer<typeof RetentionSchema>;

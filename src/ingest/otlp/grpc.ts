@@ -1,0 +1,88 @@
+import * as grpc from '@grpc/grpc-js';
+import { toFaultlineError } from '../../api/app.js';
+import type { Logger } from '../../log/index.js';
+import type { IngestPipeline } from '../pipeline.js';
+import { encodeResponse, type Signal } from './codec.js';
+import { grpcCodeOf } from './http.js';
+
+const SERVICES: Record<Signal, string> = {
+  traces: '/opentelemetry.proto.collector.trace.v1.TraceService/Export',
+  logs: '/opentelemetry.proto.collector.logs.v1.LogsService/Export',
+  metrics: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export',
+};
+
+const identity = (b: Buffer) => b;
+
+/**
+ * OTLP/gRPC receiver: the three Export services, decoded by the same pipeline as OTLP/HTTP protobuf.
+ * Messages arrive as raw bytes (grpc-js handles framing and gzip) so there is one decoder for both.
+ */
+export class OtlpGrpcServer {
+  private server?: grpc.Server;
+
+  constructor(
+    private readonly pipeline: IngestPipeline,
+    private readonly maxMessageBytes: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(host: string, port: number): Promise<number> {
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': this.maxMessageBytes,
+    });
+    for (const [signal, path] of Object.entries(SERVICES) as [Signal, string][]) {
+      const definition: grpc.ServiceDefinition = {
+        Export: {
+          path,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: identity,
+          requestDeserialize: identity,
+          responseSerialize: identity,
+          responseDeserialize: identity,
+        },
+      };
+      server.addService(definition, { Export: this.exportHandler(signal) });
+    }
+    const bound = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    this.server = server;
+    return bound;
+  }
+
+  private exportHandler(signal: Signal): grpc.handleUnaryCall<Buffer, Buffer> {
+    return (call, callback) => {
+      this.pipeline.otlp(signal, call.request, 'protobuf').then(
+        (result) => callback(null, Buffer.from(encodeResponse(signal, result))),
+        (err: unknown) => {
+          const e = toFaultlineError(err);
+          if (e.code === 'internal') this.log.error('gRPC export failed', { signal, error: err });
+          else if (e.status < 500 && e.status !== 429) this.pipeline.metrics.badRequests.inc({ endpoint: `grpc/${signal}`, code: e.code });
+          const metadata = new grpc.Metadata();
+          if (e.retryAfterS !== undefined) metadata.set('retry-after', String(e.retryAfterS));
+          callback({ code: grpcCodeOf(e.status), details: e.message, metadata });
+        },
+      );
+    };
+  }
+
+  /** Stops accepting calls and waits for running ones (bounded); safe before start and twice. */
+  async shutdown(timeoutMs = 5000): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        server.forceShutdown();
+        resolve();
+      }, timeoutMs);
+      server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}

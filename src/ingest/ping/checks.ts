@@ -1,0 +1,55 @@
+import type { Config } from '../../config/index.js';
+import type { Store } from '../../store/index.js';
+import type { IngestPipeline } from '../pipeline.js';
+
+export interface CheckInfo {
+  slug: string;
+  name: string;
+  source: 'config' | 'auto' | 'api';
+}
+
+/**
+ * The checks pings may name: those in the config plus those created since (kept in the store). Loaded at
+ * start; a check created here is written durably before its first ping is acknowledged.
+ */
+export class CheckRegistry {
+  private readonly checks = new Map<string, CheckInfo>();
+  private readonly creating = new Map<string, Promise<void>>();
+
+  constructor(private readonly pipeline: IngestPipeline) {}
+
+  async load(store: Store, config: Config): Promise<void> {
+    const rows = await store.query<CheckInfo & { deleted: boolean }>(
+      `SELECT slug, argMax(name, updated_at) AS name, argMax(source, updated_at) AS source, argMax(deleted, updated_at) AS deleted
+       FROM ${store.database}.checks GROUP BY slug`,
+    );
+    for (const r of rows) if (!r.deleted) this.checks.set(r.slug, { slug: r.slug, name: r.name, source: r.source });
+    for (const c of config.checks) {
+      const known = this.checks.get(c.slug);
+      if (known && known.name === (c.name ?? c.slug) && known.source === 'config') continue;
+      await this.create(c.slug, 'config', c.name);
+    }
+  }
+
+  has(slug: string): boolean {
+    return this.checks.has(slug);
+  }
+
+  list(): CheckInfo[] {
+    return [...this.checks.values()];
+  }
+
+  /** Creates (or re-creates) a check; concurrent first pings of one slug share one write. */
+  create(slug: string, source: CheckInfo['source'], name = slug): Promise<void> {
+    const pending = this.creating.get(slug);
+    if (pending) return pending;
+    const write = this.pipeline
+      .rows(new Map([['checks', [{ slug, name, source, deleted: false, updated_at: Date.now() }]]]))
+      .then(() => {
+        this.checks.set(slug, { slug, name, source });
+      })
+      .finally(() => this.creating.delete(slug));
+    this.creating.set(slug, write);
+    return write;
+  }
+}

@@ -1,0 +1,71 @@
+import type { Config } from '../config/index.js';
+import type { IngestMetrics } from '../metrics/index.js';
+import type { TableName } from '../store/index.js';
+import type { Writer } from '../writer/index.js';
+import { RowBatch, type IngestLimits } from './batch.js';
+import { decodeJson, decodeProtobuf, SIGNALS, type ExportResult, type Signal } from './otlp/codec.js';
+import { convertLogs, type LogsRequest } from './otlp/logs.js';
+import { convertMetrics, type MetricsRequest } from './otlp/metrics.js';
+import { convertTraces, type TracesRequest } from './otlp/traces.js';
+
+export type Encoding = 'protobuf' | 'json';
+
+const CONVERTERS: Record<Signal, (req: never, batch: RowBatch) => void> = {
+  traces: convertTraces as (req: TracesRequest, batch: RowBatch) => void,
+  logs: convertLogs as (req: LogsRequest, batch: RowBatch) => void,
+  metrics: convertMetrics as (req: MetricsRequest, batch: RowBatch) => void,
+};
+
+/** The tables whose rows are the signal's items (spans, log records, data points), for counting. */
+const ITEM_TABLES: Record<Signal, TableName[]> = {
+  traces: ['spans'],
+  logs: ['heartbeats', 'exits', 'logs'],
+  metrics: ['metric_points'],
+};
+
+/**
+ * The one path every receiver (OTLP/HTTP, OTLP/gRPC, ping) hands data to: admission (backpressure),
+ * decoding, conversion to rows, and the durable write. Resolves when the data may be acknowledged.
+ */
+export class IngestPipeline {
+  readonly limits: IngestLimits;
+
+  constructor(
+    private readonly writer: Writer,
+    readonly metrics: IngestMetrics,
+    config: Config,
+  ) {
+    this.limits = {
+      maxAttributeBytes: config.limits.max_attribute_bytes,
+      maxFutureSkewS: config.limits.max_future_skew_s,
+      maxAgeDays: config.limits.max_age_days,
+    };
+  }
+
+  /** Throws 429/503 when the store is behind; receivers call it before reading large bodies. */
+  admit(): void {
+    this.writer.admit();
+  }
+
+  async otlp(signal: Signal, body: Uint8Array, encoding: Encoding): Promise<ExportResult> {
+    this.writer.admit();
+    const request = encoding === 'protobuf' ? decodeProtobuf(signal, body) : decodeJson(signal, Buffer.from(body));
+    const batch = new RowBatch(this.limits);
+    CONVERTERS[signal](request as never, batch);
+    const tables = batch.tables();
+    const item = SIGNALS[signal].itemName;
+    const accepted = ITEM_TABLES[signal].reduce((n, t) => n + (tables.get(t)?.length ?? 0), 0);
+    this.metrics.received.inc({ signal }, accepted + batch.rejected);
+    if (batch.rejected > 0) this.metrics.rejected.inc({ signal, reason: 'invalid' }, batch.rejected);
+    if (batch.cut.cut > 0) this.metrics.truncated.inc({ signal }, batch.cut.cut);
+    await this.writer.write(tables);
+    const message = batch.errorMessage();
+    return { rejected: batch.rejected, errorMessage: message && batch.rejected > 0 ? `${batch.rejected} ${item} rejected: ${message}` : message };
+  }
+
+  /** Writes rows built elsewhere (pings, checks) through the same durable path. */
+  async rows(tables: Map<TableName, object[]>): Promise<void> {
+    this.writer.admit();
+    await this.writer.write(tables);
+  }
+}

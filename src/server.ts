@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { createApp } from './api/app.js';
+import { apiRoutes } from './api/routes.js';
+import type { Config } from './config/index.js';
+import { IngestPipeline } from './ingest/pipeline.js';
+import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
+import { otlpHttpRoutes } from './ingest/otlp/http.js';
+import { CheckRegistry } from './ingest/ping/checks.js';
+import { pingRoutes } from './ingest/ping/routes.js';
+import type { Logger } from './log/index.js';
+import { Registry, ingestMetrics } from './metrics/index.js';
+import { packageRoot } from './paths.js';
+import { migrate, openStore, type Store } from './store/index.js';
+import { Writer } from './writer/index.js';
+
+export const VERSION: string = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')).version;
+
+export interface Ports {
+  http: number;
+  otlpHttp: number;
+  otlpGrpc: number;
+}
+
+/**
+ * The faultline service: store, durable writer, receivers and API, with one start/shutdown contract.
+ * `start()` returns once every listener is bound; `shutdown()` stops intake, flushes the write-ahead log
+ * to the store and closes it, and is safe to call twice or before start.
+ */
+export class FaultlineServer {
+  private store?: Store;
+  private writer?: Writer;
+  private apps: FastifyInstance[] = [];
+  private grpc?: OtlpGrpcServer;
+  private stopped?: Promise<void>;
+  readonly registry = new Registry();
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<Ports> {
+    const { config, log } = this;
+    const metrics = ingestMetrics(this.registry);
+    const store = (this.store = await openStore(config));
+    log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
+    const report = await migrate(store, config.store.retention_days);
+    if (report.applied.length) log.info('migrations applied', { applied: report.applied.join(',') });
+    if (report.retentionChanged.length) log.info('retention changed', { tables: report.retentionChanged.join(',') });
+
+    const writer = (this.writer = new Writer(
+      store,
+      {
+        dir: resolve(config.data_dir, 'wal'),
+        batchRows: config.writer.batch_rows,
+        flushIntervalMs: config.writer.flush_interval_ms,
+        maxWalBytes: config.writer.max_wal_bytes,
+        fsync: config.writer.fsync,
+      },
+      metrics,
+      log,
+    ));
+    writer.start();
+    this.registry.gauge('faultline_wal_bytes', 'Acknowledged bytes in the write-ahead log, not yet in the store.', () => writer.backlogBytes);
+    this.registry.gauge('faultline_queue_segments', 'Write-ahead log segments waiting for the store (queue depth).', () => writer.backlogSegments);
+    this.registry.gauge('faultline_store_healthy', '1 while writes to the store succeed.', () => (writer.healthy ? 1 : 0));
+
+    const pipeline = new IngestPipeline(writer, metrics, config);
+    const checks = new CheckRegistry(pipeline);
+    await checks.load(store, config);
+
+    const appOpts = {
+      maxBodyBytes: config.server.max_body_bytes,
+      maxDecompressedBytes: config.server.max_decompressed_bytes,
+      log,
+      metrics,
+    };
+    const api = createApp(appOpts);
+    apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
+    pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
+    const otlp = createApp(appOpts);
+    otlpHttpRoutes(otlp, pipeline);
+    this.apps = [api, otlp];
+
+    const host = config.server.host;
+    const http = await listen(api, host, config.server.http_port);
+    const otlpHttp = await listen(otlp, host, config.server.otlp_http_port);
+    this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log);
+    const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
+    log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
+    return { http, otlpHttp, otlpGrpc };
+  }
+
+  shutdown(): Promise<void> {
+    this.stopped ??= this.stop();
+    return this.stopped;
+  }
+
+  private async stop(): Promise<void> {
+    // Intake first (no new acknowledgements), then the backlog, then the store.
+    await Promise.all([...this.apps.map((a) => a.close()), this.grpc?.shutdown()]);
+    if (this.writer) {
+      const { leftBytes } = await this.writer.shutdown();
+      if (leftBytes > 0) this.log.warn('store unreachable at shutdown; rows stay in the write-ahead log for the next start', { bytes: leftBytes });
+    }
+    await this.store?.close();
+    this.log.info('faultline stopped');
+  }
+}
+
+async function listen(app: FastifyInstance, host: string, port: number): Promise<number> {
+  await app.listen({ host, port });
+  const address = app.server.address();
+  return typeof address === 'object' && address ? address.port : port;
+}

@@ -1,0 +1,1 @@
+export { Writer, type WriterOptions } from './writer.js';

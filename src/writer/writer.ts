@@ -1,0 +1,225 @@
+import { FaultlineError, isRetryableStoreError } from '../errors.js';
+import type { Logger } from '../log/index.js';
+import type { IngestMetrics } from '../metrics/index.js';
+import { TABLES, type Store, type TableName } from '../store/index.js';
+import { WalDir, readSegment, type SealedSegment, type Segment } from './wal.js';
+
+export interface WriterOptions {
+  dir: string;
+  batchRows: number;
+  flushIntervalMs: number;
+  maxWalBytes: number;
+  fsync: boolean;
+}
+
+/**
+ * The durable write path between ingest and the store. `write()` resolves once rows are in the WAL (safe
+ * to acknowledge); a background loop writes sealed segments to the store in order, retrying with backoff
+ * while the store is down. When the unwritten backlog passes `maxWalBytes`, `admit()` refuses new work
+ * with 429 (store slow) or 503 (store failing) and a Retry-After, so memory and disk stay bounded.
+ */
+export class Writer {
+  private readonly wal: WalDir;
+  private active?: Segment;
+  private readonly sealed: SealedSegment[] = [];
+  private sealedBytes = 0;
+  private timer?: NodeJS.Timeout;
+  private wake?: () => void;
+  private loop?: Promise<void>;
+  private stopping = false;
+  private storeFailing = false;
+  private lastFailureLog = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly opts: WriterOptions,
+    private readonly metrics: IngestMetrics,
+    private readonly log: Logger,
+  ) {
+    this.wal = new WalDir(opts.dir, opts.fsync);
+  }
+
+  /** Queues segments left by an earlier run and starts the flush loop. Returns at once. */
+  start(): void {
+    const leftover = this.wal.leftover();
+    for (const seg of leftover) this.enqueue(seg);
+    if (leftover.length > 0)
+      this.log.info('replaying write-ahead log from the previous run', { segments: leftover.length, bytes: this.sealedBytes });
+    this.timer = setInterval(() => this.sealIfDue(), Math.max(10, Math.floor(this.opts.flushIntervalMs / 4)));
+    this.timer.unref();
+    this.loop = this.flushLoop();
+  }
+
+  /** Bytes acknowledged but not yet in the store. */
+  get backlogBytes(): number {
+    return this.sealedBytes + (this.active?.bytes ?? 0);
+  }
+
+  get backlogSegments(): number {
+    return this.sealed.length + (this.active ? 1 : 0);
+  }
+
+  get healthy(): boolean {
+    return !this.storeFailing;
+  }
+
+  /** Throws a 429/503 FaultlineError when the backlog is full; call before accepting a request. */
+  admit(): void {
+    if (this.stopping) throw new FaultlineError('shutting_down', 503, 'faultline is shutting down; retry against another instance', 1);
+    if (this.backlogBytes < this.opts.maxWalBytes) return;
+    this.metrics.shed.inc({ reason: this.storeFailing ? 'store_unavailable' : 'store_behind' });
+    throw this.storeFailing
+      ? new FaultlineError('store_unavailable', 503, 'the store is unreachable and the write-ahead log is full; retry later', 30)
+      : new FaultlineError('store_behind', 429, 'the store is behind and the write-ahead log is full; retry later', 5);
+  }
+
+  /** Appends rows (per table) durably; resolves when they survive a crash of this process. */
+  async write(tables: Map<TableName, object[]>): Promise<void> {
+    let text = '';
+    let rows = 0;
+    for (const [table, list] of tables) {
+      for (const row of list) text += `${table}\t${JSON.stringify(row)}\n`;
+      rows += list.length;
+    }
+    if (rows === 0) return;
+    const seg = (this.active ??= this.wal.newSegment());
+    const appended = seg.append(text, rows);
+    if (seg.rows >= this.opts.batchRows) this.seal();
+    await appended;
+  }
+
+  private sealIfDue(): void {
+    if (this.active && Date.now() - this.active.openedAt >= this.opts.flushIntervalMs) this.seal();
+  }
+
+  private seal(): void {
+    const seg = this.active;
+    if (!seg) return;
+    this.active = undefined;
+    // Accounted as sealed at once so admit() sees it; the file is complete when seal() resolves.
+    this.sealedBytes += seg.bytes;
+    const sealing = seg.seal().then(
+      (s) => {
+        this.sealedBytes -= seg.bytes;
+        this.enqueue(s);
+      },
+      (err) => this.log.error('cannot close write-ahead log segment', { segment: seg.name, error: err }),
+    );
+    this.pendingSeals.add(sealing);
+    void sealing.finally(() => this.pendingSeals.delete(sealing));
+  }
+
+  private readonly pendingSeals = new Set<Promise<void>>();
+
+  private enqueue(seg: SealedSegment): void {
+    this.sealed.push(seg);
+    this.sealedBytes += seg.bytes;
+    this.wake?.();
+  }
+
+  private async flushLoop(): Promise<void> {
+    let backoffMs = 100;
+    for (;;) {
+      const seg = this.sealed[0];
+      if (!seg) {
+        if (this.stopping && !this.active && this.pendingSeals.size === 0) return;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          if (this.stopping) setTimeout(resolve, 10);
+        });
+        this.wake = undefined;
+        continue;
+      }
+      try {
+        await this.writeSegment(seg);
+        this.sealed.shift();
+        this.sealedBytes -= seg.bytes;
+        await this.wal.remove(seg);
+        if (this.storeFailing) this.log.info('store reachable again; writing the backlog', { segments: this.sealed.length });
+        this.storeFailing = false;
+        backoffMs = 100;
+      } catch (err) {
+        this.metrics.writeErrors.inc({ kind: 'retryable' });
+        this.storeFailing = true;
+        if (Date.now() - this.lastFailureLog > 10_000) {
+          this.lastFailureLog = Date.now();
+          this.log.warn('cannot write to the store; keeping rows in the write-ahead log and retrying', {
+            backlog_bytes: this.backlogBytes,
+            error: err,
+          });
+        }
+        if (this.stopping && this.stopDeadline < Date.now()) return;
+        await sleep(backoffMs);
+        backoffMs = Math.min(backoffMs * 2, 5000);
+      }
+    }
+  }
+
+  private async writeSegment(seg: SealedSegment): Promise<void> {
+    const started = performance.now();
+    const tables = await readSegment(seg);
+    for (const table of TABLES) {
+      const part = tables.get(table);
+      if (!part) continue;
+      try {
+        await this.store.insertJsonLines(table, part.body, `${seg.name}:${table}`);
+        this.metrics.written.inc({ table }, part.rows);
+      } catch (err) {
+        if (isRetryableStoreError(err)) throw err;
+        await this.writeRowByRow(seg, table, part.body, err);
+      }
+      this.metrics.batchRows.observe(part.rows);
+    }
+    this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /**
+   * The store refused a batch as malformed: write its rows one by one so that one bad row costs only
+   * itself. Refused rows go to `wal/rejected/` with the store's reason, never silently dropped.
+   */
+  private async writeRowByRow(seg: SealedSegment, table: TableName, body: string, cause: unknown): Promise<void> {
+    const lines = body.split('\n').filter((l) => l.length > 0);
+    const refused: string[] = [];
+    let reason = String((cause as Error).message ?? cause);
+    for (let i = 0; i < lines.length; i++) {
+      try {
+        await this.store.insertJsonLines(table, `${lines[i]}\n`, `${seg.name}:${table}:${i}`);
+        this.metrics.written.inc({ table });
+      } catch (err) {
+        if (isRetryableStoreError(err)) throw err;
+        reason = String((err as Error).message ?? err);
+        refused.push(`${table}\t${lines[i]}`);
+      }
+    }
+    if (refused.length === 0) return;
+    this.metrics.writeErrors.inc({ kind: 'permanent' }, refused.length);
+    const file = await this.wal.keepRejected(seg, table, refused, reason);
+    this.log.error('the store refused rows; they are kept aside for inspection, not deleted', {
+      table,
+      rows: refused.length,
+      file,
+      reason: reason.split('\n')[0],
+    });
+  }
+
+  private stopDeadline = Infinity;
+
+  /**
+   * Seals the open segment and writes everything to the store, waiting up to `timeoutMs` while the store is
+   * down. What cannot be written stays in the WAL for the next start. Safe to call twice.
+   */
+  async shutdown(timeoutMs = 30_000): Promise<{ leftBytes: number }> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopDeadline = Date.now() + timeoutMs;
+      clearInterval(this.timer);
+      this.seal();
+      await Promise.all(this.pendingSeals);
+      this.wake?.();
+    }
+    await this.loop;
+    return { leftBytes: this.backlogBytes };
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
