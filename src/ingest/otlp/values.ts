@@ -42,7 +42,8 @@ const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'
  * but invalid (wrong length, not hex, all zeros): the spec makes such a record invalid.
  */
 export function idHex(v: unknown, bytes: 8 | 16): string | null {
-  if (v === undefined || v === null) return '';
+  // protobufjs leaves unset bytes fields as the prototype's empty array.
+  if (v === undefined || v === null || (Array.isArray(v) && v.length === 0)) return '';
   if (typeof v === 'string') {
     if (v === '') return '';
     if (v.length !== bytes * 2 || !/^[0-9a-fA-F]+$/.test(v) || /^0+$/.test(v)) return null;
