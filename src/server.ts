@@ -46,9 +46,6 @@ export class FaultlineServer {
     const metrics = ingestMetrics(this.registry);
     const store = (this.store = await openStore(config));
     log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
-    const report = await migrate(store, config.store.retention_days);
-    if (report.applied.length) log.info('migrations applied', { applied: report.applied.join(',') });
-    if (report.retentionChanged.length) log.info('retention changed', { tables: report.retentionChanged.join(',') });
 
     const writer = (this.writer = new Writer(
       store,
@@ -62,14 +59,15 @@ export class FaultlineServer {
       metrics,
       log,
     ));
-    writer.start();
+    let markReady!: () => void;
+    const storeReady = new Promise<void>((resolve) => (markReady = resolve));
+    writer.start(storeReady);
     this.registry.gauge('faultline_wal_bytes', 'Acknowledged bytes in the write-ahead log, not yet in the store.', () => writer.backlogBytes);
     this.registry.gauge('faultline_queue_segments', 'Write-ahead log segments waiting for the store (queue depth).', () => writer.backlogSegments);
     this.registry.gauge('faultline_store_healthy', '1 while writes to the store succeed.', () => (writer.healthy ? 1 : 0));
 
     const pipeline = new IngestPipeline(writer, metrics, config);
-    const checks = new CheckRegistry(pipeline);
-    await checks.load(store, config);
+    const checks = new CheckRegistry(pipeline, config);
 
     const appOpts = {
       maxBodyBytes: config.server.max_body_bytes,
@@ -90,7 +88,36 @@ export class FaultlineServer {
     this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
+    this.preparing = this.prepareStore(store, checks).then(markReady, () => undefined);
     return { http, otlpHttp, otlpGrpc };
+  }
+
+  private preparing?: Promise<void>;
+
+  /**
+   * Migrates the store and loads what ingest needs from it, retrying while the store is unreachable:
+   * faultline keeps accepting (into the write-ahead log, then with 503) rather than refusing to start.
+   */
+  private async prepareStore(store: Store, checks: CheckRegistry): Promise<void> {
+    for (let attempt = 1, delay = 500; ; attempt++, delay = Math.min(delay * 2, 10_000)) {
+      try {
+        const report = await migrate(store, this.config.store.retention_days);
+        if (report.applied.length) this.log.info('migrations applied', { applied: report.applied.join(',') });
+        if (report.retentionChanged.length) this.log.info('retention changed', { tables: report.retentionChanged.join(',') });
+        await checks.load(store);
+        if (attempt > 1) this.log.info('store ready', { attempts: attempt });
+        return;
+      } catch (err) {
+        if (this.stopped) throw err;
+        this.log.warn('store not ready; ingest goes to the write-ahead log meanwhile, retrying', {
+          location: store.location,
+          attempt,
+          retry_in_ms: delay,
+          error: err,
+        });
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   shutdown(): Promise<void> {

@@ -28,6 +28,7 @@ export class Writer {
   private loop?: Promise<void>;
   private stopping = false;
   private storeFailing = false;
+  private storeReady = false;
   private lastFailureLog = 0;
 
   constructor(
@@ -39,8 +40,17 @@ export class Writer {
     this.wal = new WalDir(opts.dir, opts.fsync);
   }
 
-  /** Queues segments left by an earlier run and starts the flush loop. Returns at once. */
-  start(): void {
+  /**
+   * Queues segments left by an earlier run and starts the flush loop, which writes nothing before
+   * `storeReady` resolves (the tables must exist). Returns at once.
+   */
+  start(storeReady: Promise<void> = Promise.resolve()): void {
+    this.storeFailing = true;
+    void storeReady.then(() => {
+      this.storeReady = true;
+      this.storeFailing = false;
+      this.wake?.();
+    });
     const leftover = this.wal.leftover();
     for (const seg of leftover) this.enqueue(seg);
     if (leftover.length > 0)
@@ -120,8 +130,9 @@ export class Writer {
   private async flushLoop(): Promise<void> {
     let backoffMs = 100;
     for (;;) {
-      const seg = this.sealed[0];
+      const seg = this.storeReady ? this.sealed[0] : undefined;
       if (!seg) {
+        if (this.stopping && !this.storeReady) return;
         if (this.stopping && !this.active && this.pendingSeals.size === 0) return;
         await new Promise<void>((resolve) => {
           this.wake = resolve;

@@ -16,16 +16,29 @@ export class CheckRegistry {
   private readonly checks = new Map<string, CheckInfo>();
   private readonly creating = new Map<string, Promise<void>>();
 
-  constructor(private readonly pipeline: IngestPipeline) {}
+  constructor(
+    private readonly pipeline: IngestPipeline,
+    private readonly config: Config,
+  ) {
+    // Checks in the config are valid targets for pings at once, even before the store answers.
+    for (const c of config.checks) this.checks.set(c.slug, { slug: c.slug, name: c.name ?? c.slug, source: 'config' });
+  }
 
-  async load(store: Store, config: Config): Promise<void> {
+  /** Adds the checks created earlier (kept in the store) and records the config's checks there. */
+  async load(store: Store): Promise<void> {
+    const config = this.config;
+    const stored = new Map<string, CheckInfo>();
     const rows = await store.query<CheckInfo & { deleted: boolean }>(
       `SELECT slug, argMax(name, updated_at) AS name, argMax(source, updated_at) AS source, argMax(deleted, updated_at) AS deleted
        FROM ${store.database}.checks GROUP BY slug`,
     );
-    for (const r of rows) if (!r.deleted) this.checks.set(r.slug, { slug: r.slug, name: r.name, source: r.source });
+    for (const r of rows) {
+      if (r.deleted) continue;
+      stored.set(r.slug, { slug: r.slug, name: r.name, source: r.source });
+      if (!this.checks.has(r.slug)) this.checks.set(r.slug, stored.get(r.slug)!);
+    }
     for (const c of config.checks) {
-      const known = this.checks.get(c.slug);
+      const known = stored.get(c.slug);
       if (known && known.name === (c.name ?? c.slug) && known.source === 'config') continue;
       await this.create(c.slug, 'config', c.name);
     }
