@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from './api/app.js';
 import { apiRoutes } from './api/routes.js';
@@ -59,9 +60,7 @@ export class FaultlineServer {
       metrics,
       log,
     ));
-    let markReady!: () => void;
-    const storeReady = new Promise<void>((resolve) => (markReady = resolve));
-    writer.start(storeReady);
+    writer.start();
     this.registry.gauge('faultline_wal_bytes', 'Acknowledged bytes in the write-ahead log, not yet in the store.', () => writer.backlogBytes);
     this.registry.gauge('faultline_queue_segments', 'Write-ahead log segments waiting for the store (queue depth).', () => writer.backlogSegments);
     this.registry.gauge('faultline_store_healthy', '1 while writes to the store succeed.', () => (writer.healthy ? 1 : 0));
@@ -88,11 +87,15 @@ export class FaultlineServer {
     this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
-    this.preparing = this.prepareStore(store, checks).then(markReady, () => undefined);
+    this.preparing = this.prepareStore(store, checks).then(
+      () => writer.storeIsReady(),
+      () => undefined,
+    );
     return { http, otlpHttp, otlpGrpc };
   }
 
   private preparing?: Promise<void>;
+  private readonly abort = new AbortController();
 
   /**
    * Migrates the store and loads what ingest needs from it, retrying while the store is unreachable:
@@ -108,14 +111,15 @@ export class FaultlineServer {
         if (attempt > 1) this.log.info('store ready', { attempts: attempt });
         return;
       } catch (err) {
-        if (this.stopped) throw err;
+        if (this.abort.signal.aborted) throw err;
         this.log.warn('store not ready; ingest goes to the write-ahead log meanwhile, retrying', {
           location: store.location,
           attempt,
           retry_in_ms: delay,
           error: err,
         });
-        await new Promise((r) => setTimeout(r, delay));
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+        if (this.abort.signal.aborted) throw err;
       }
     }
   }
@@ -127,7 +131,10 @@ export class FaultlineServer {
 
   private async stop(): Promise<void> {
     // Intake first (no new acknowledgements), then the backlog, then the store.
+    this.abort.abort();
     await Promise.all([...this.apps.map((a) => a.close()), this.grpc?.shutdown()]);
+    // A store still being prepared gets its chance to take the backlog (an unreachable one fails fast).
+    await this.preparing;
     if (this.writer) {
       const { leftBytes } = await this.writer.shutdown();
       if (leftBytes > 0) this.log.warn('store unreachable at shutdown; rows stay in the write-ahead log for the next start', { bytes: leftBytes });

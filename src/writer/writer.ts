@@ -42,15 +42,10 @@ export class Writer {
 
   /**
    * Queues segments left by an earlier run and starts the flush loop, which writes nothing before
-   * `storeReady` resolves (the tables must exist). Returns at once.
+   * `storeIsReady()` is called (the tables must exist). Returns at once.
    */
-  start(storeReady: Promise<void> = Promise.resolve()): void {
+  start(): void {
     this.storeFailing = true;
-    void storeReady.then(() => {
-      this.storeReady = true;
-      this.storeFailing = false;
-      this.wake?.();
-    });
     const leftover = this.wal.leftover();
     for (const seg of leftover) this.enqueue(seg);
     if (leftover.length > 0)
@@ -58,6 +53,13 @@ export class Writer {
     this.timer = setInterval(() => this.sealIfDue(), Math.max(10, Math.floor(this.opts.flushIntervalMs / 4)));
     this.timer.unref();
     this.loop = this.flushLoop();
+  }
+
+  /** The store's tables exist: writing may begin. */
+  storeIsReady(): void {
+    this.storeReady = true;
+    this.storeFailing = false;
+    this.wake?.();
   }
 
   /** Bytes acknowledged but not yet in the store. */

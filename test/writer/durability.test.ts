@@ -105,6 +105,7 @@ describe('durability', () => {
 
     const first = new Writer(store, opts, ingestMetrics(new Registry()), log);
     first.start();
+    first.storeIsReady();
     const rows = Array.from({ length: 500 }, (_, i) => ({ ts: Date.now(), check: 'replayed', kind: 'success', rid: String(i) }));
     await first.write(new Map([['pings', rows]]));
     const [segment] = readdirSync(walDir).filter((f) => f.endsWith('.wal'));
@@ -116,6 +117,7 @@ describe('durability', () => {
     copyFileSync(backup, join(walDir, segment));
     const second = new Writer(store, opts, ingestMetrics(new Registry()), log);
     second.start();
+    second.storeIsReady();
     await second.shutdown();
     const [{ n }] = await store.query<{ n: string }>(`SELECT count() AS n FROM faultline.pings WHERE check = 'replayed'`);
     assert.equal(Number(n), 500);
