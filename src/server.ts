@@ -4,6 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from './api/app.js';
 import { apiRoutes } from './api/routes.js';
+import { faultRoutes } from './api/faults.js';
+import { DEFAULT_DETECTOR, Detector, restoreDetector, type PhiOptions } from './detect/index.js';
+import { FaultReader, FaultWriter } from './faults/index.js';
+import { RulesManager } from './rules/index.js';
 import type { Config } from './config/index.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
@@ -34,6 +38,9 @@ export class FaultlineServer {
   private writer?: Writer;
   private apps: FastifyInstance[] = [];
   private grpc?: OtlpGrpcServer;
+  private rules?: RulesManager;
+  private detector?: Detector;
+  private faultWriter?: FaultWriter;
   private stopped?: Promise<void>;
   readonly registry = new Registry();
 
@@ -45,6 +52,9 @@ export class FaultlineServer {
   async start(): Promise<Ports> {
     const { config, log } = this;
     const metrics = ingestMetrics(this.registry);
+    // Rules are checked before anything listens: a broken rules file stops start-up like a broken config.
+    const rules = (this.rules = new RulesManager(config.rules.file, log));
+    log.info('rules loaded', { version: rules.current.version, rules: rules.current.rules.length, file: config.rules.file });
     const store = (this.store = await openStore(config));
     log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
 
@@ -63,9 +73,12 @@ export class FaultlineServer {
     writer.start();
     this.registry.gauge('faultline_wal_bytes', 'Acknowledged bytes in the write-ahead log, not yet in the store.', () => writer.backlogBytes);
     this.registry.gauge('faultline_queue_segments', 'Write-ahead log segments waiting for the store (queue depth).', () => writer.backlogSegments);
-    this.registry.gauge('faultline_store_healthy', '1 while writes to the store succeed.', () => (writer.healthy ? 1 : 0));
+    this.registry.gauge('faultline_store_healthy', 'Whether writes to the store succeed (1) or fail (0).', () => (writer.healthy ? 1 : 0));
 
     const pipeline = new IngestPipeline(writer, metrics, config);
+    const faultWriter = (this.faultWriter = new FaultWriter(store, log));
+    const detector = (this.detector = this.createDetector(faultWriter, rules));
+    pipeline.onDurable = (tables, at) => detector.observe(tables, at);
     const checks = new CheckRegistry(pipeline, config);
 
     const appOpts = {
@@ -76,6 +89,7 @@ export class FaultlineServer {
     };
     const api = createApp(appOpts);
     apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
+    faultRoutes(api, { store, rules });
     pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
     const otlp = createApp(appOpts);
     otlpHttpRoutes(otlp, pipeline);
@@ -88,7 +102,12 @@ export class FaultlineServer {
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
     this.preparing = this.prepareStore(store, checks).then(
-      () => writer.storeIsReady(),
+      async () => {
+        writer.storeIsReady();
+        await restoreDetector(detector, store, new FaultReader(store), rules.current, log);
+        detector.start();
+        if (config.rules.watch) rules.watch();
+      },
       () => undefined,
     );
     return { http, otlpHttp, otlpGrpc };
@@ -124,6 +143,37 @@ export class FaultlineServer {
     }
   }
 
+  private createDetector(writer: FaultWriter, rules: RulesManager): Detector {
+    const d = this.config.detection;
+    const phiOf = (p: Partial<typeof d.phi>): Partial<PhiOptions> =>
+      Object.fromEntries(
+        Object.entries({
+          threshold: p.threshold,
+          minStdDevMs: p.min_std_dev_ms,
+          acceptablePauseMs: p.acceptable_pause_ms,
+          maxSamples: p.max_samples,
+          minSamples: p.min_samples,
+          defaultIntervalMs: p.default_interval_ms,
+          graceMs: p.grace_ms,
+        }).filter(([, v]) => v !== undefined),
+      );
+    const base: PhiOptions = { ...DEFAULT_DETECTOR.phi, ...phiOf(d.phi) };
+    const perService = new Map(Object.entries(d.services).map(([name, p]) => [name, { ...base, ...phiOf(p) }]));
+    const detector = new Detector(
+      {
+        rules: () => rules.current,
+        writer,
+        log: this.log,
+        opened: this.registry.counter('faultline_faults_opened_total', 'Faults opened, by kind.'),
+        phiFor: (service) => perService.get(service) ?? base,
+      },
+      { ...DEFAULT_DETECTOR, phi: base, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms },
+    );
+    this.registry.gauge('faultline_detection_targets', 'Targets tracked by detection.', () => detector.targets.size);
+    this.registry.gauge('faultline_open_faults', 'Faults open now.', () => detector.open.size);
+    return detector;
+  }
+
   shutdown(): Promise<void> {
     this.stopped ??= this.stop();
     return this.stopped;
@@ -134,11 +184,14 @@ export class FaultlineServer {
     this.abort.abort();
     await Promise.all([...this.apps.map((a) => a.close()), this.grpc?.shutdown()]);
     // A store still being prepared gets its chance to take the backlog (an unreachable one fails fast).
-    await this.preparing;
+    await this.preparing?.catch((err) => this.log.error('detection could not start', { error: err }));
+    this.rules?.close();
+    this.detector?.shutdown();
     if (this.writer) {
       const { leftBytes } = await this.writer.shutdown();
       if (leftBytes > 0) this.log.warn('store unreachable at shutdown; rows stay in the write-ahead log for the next start', { bytes: leftBytes });
     }
+    await this.faultWriter?.shutdown();
     await this.store?.close();
     this.log.info('faultline stopped');
   }

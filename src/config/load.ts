@@ -1,7 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { parseDocument, isNode, LineCounter } from 'yaml';
+import { existsSync } from 'node:fs';
 import type { z } from 'zod';
 import { ConfigSchema, type Config } from './schema.js';
+import { readYamlFile, YamlError } from './yaml.js';
 
 /** A configuration that cannot be used; `message` names the file, the field and what was expected. */
 export class ConfigError extends Error {
@@ -49,29 +49,13 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   return { config: result.data, source: file };
 }
 
-function readYaml(file: string): { raw: unknown; locate: (path: PropertyKey[]) => number | undefined } {
-  let text: string;
+function readYaml(file: string) {
   try {
-    text = readFileSync(file, 'utf8');
+    return readYamlFile(file);
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read config file: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    if (err instanceof YamlError) throw new ConfigError(err.message);
+    throw err;
   }
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0];
-    const line = e.linePos?.[0];
-    throw new ConfigError(`${file}${line ? `:${line.line}:${line.col}` : ''}: invalid YAML: ${e.message.split('\n')[0]}`);
-  }
-  const raw = doc.toJS() ?? {};
-  const locate = (path: PropertyKey[]): number | undefined => {
-    for (let n = path.length; n > 0; n--) {
-      const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
-      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  return { raw, locate };
 }
 
 function applyEnv(raw: unknown, env: NodeJS.ProcessEnv): { value: unknown; fromEnv: Map<string, string> } {

@@ -87,6 +87,42 @@ export const LimitsSchema = z
   })
   .strict();
 
+const duration = z.number().int().min(0);
+
+/** φ-accrual settings; every field may also be set per service under detection.services. */
+export const PhiSchema = z
+  .object({
+    threshold: z.number().positive().default(8),
+    min_std_dev_ms: duration.default(100),
+    acceptable_pause_ms: duration.default(1500),
+    max_samples: z.number().int().min(2).max(10_000).default(200),
+    min_samples: z.number().int().min(1).default(5),
+    /** Expected heartbeat interval when a heartbeat does not announce its own. */
+    default_interval_ms: duration.default(10_000),
+    /** Before enough samples exist: a target is silent after interval + grace. */
+    grace_ms: duration.default(5_000),
+  })
+  .strict();
+
+export const DetectionSchema = z
+  .object({
+    phi: PhiSchema.prefault({}),
+    services: z.record(z.string(), PhiSchema.partial().strict()).default({}),
+    /** When this share of all targets, on several hosts, falls silent at once, faultline suspects itself first. */
+    mass_silence_ratio: z.number().min(0).max(1).default(0.5),
+    mass_silence_hold_ms: duration.default(30_000),
+  })
+  .strict();
+
+export const RulesConfigSchema = z
+  .object({
+    /** Your rules file: overrides, disables or adds to the built-in rules (see README). */
+    file: z.string().optional(),
+    /** Reload the rules file when it changes. */
+    watch: z.boolean().default(true),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     data_dir: z.string().min(1).default('./data'),
@@ -97,6 +133,8 @@ export const ConfigSchema = z
     ping: PingSchema.default(PingSchema.parse({})),
     checks: z.array(CheckSchema).default([]),
     limits: LimitsSchema.default(LimitsSchema.parse({})),
+    detection: DetectionSchema.prefault({}),
+    rules: RulesConfigSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -54,8 +54,10 @@ export class HeartbeatHistory {
   private count = 0;
   private sum = 0;
   private sumSquares = 0;
-  /** Time of the newest heartbeat (ms since the epoch), or 0 before the first. */
+  /** Evidence time of the newest heartbeat (the sender's clock, ms), or 0 before the first. */
   last = 0;
+  /** When the newest heartbeat arrived (faultline's clock, ms): silence is measured from here. */
+  lastArrival = 0;
   /** The interval the target itself announced (faultline.heartbeat.interval_ms), if any. */
   announcedIntervalMs = 0;
 
@@ -63,11 +65,22 @@ export class HeartbeatHistory {
     this.samples = new Float64Array(opts.maxSamples);
   }
 
-  /** Records a heartbeat at `atMs`. Out-of-order or duplicate heartbeats do not add samples. */
-  beat(atMs: number, announcedIntervalMs = 0): void {
+  /**
+   * Records a heartbeat stamped `atMs` by the sender that arrived at `arrivalMs`. Intervals are taken from
+   * the sender's stamps (batching in transit does not distort them; clock offsets cancel out), silence from
+   * the arrival. Out-of-order or duplicate heartbeats neither add samples nor refresh liveness.
+   */
+  beat(atMs: number, announcedIntervalMs = 0, arrivalMs = atMs): void {
     if (announcedIntervalMs > 0) this.announcedIntervalMs = announcedIntervalMs;
-    if (this.last > 0 && atMs > this.last) this.add(atMs - this.last);
-    if (atMs > this.last) this.last = atMs;
+    if (atMs <= this.last) return;
+    if (this.last > 0) this.add(atMs - this.last);
+    this.last = atMs;
+    this.lastArrival = Math.max(this.lastArrival, arrivalMs);
+  }
+
+  /** Treats `atMs` as if a heartbeat had just arrived (after faultline's own pause: wait for fresh evidence). */
+  refresh(atMs: number): void {
+    if (this.lastArrival > 0) this.lastArrival = Math.max(this.lastArrival, atMs);
   }
 
   private add(interval: number): void {
@@ -103,8 +116,8 @@ export class HeartbeatHistory {
 
   /** The suspicion level at `nowMs` (0 before the first heartbeat). */
   phiAt(nowMs: number): number {
-    if (this.last === 0) return 0;
-    const elapsed = nowMs - this.last;
+    if (this.lastArrival === 0) return 0;
+    const elapsed = nowMs - this.lastArrival;
     if (this.count < this.opts.minSamples) {
       // Fallback: scale the plain deadline onto the φ range so callers use one threshold.
       const deadline = this.expectedIntervalMs + this.opts.graceMs;

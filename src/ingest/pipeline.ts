@@ -29,6 +29,8 @@ const ITEM_TABLES: Record<Signal, TableName[]> = {
  */
 export class IngestPipeline {
   readonly limits: IngestLimits;
+  /** Called with every batch once it is durable (detection listens here). Must not throw or block. */
+  onDurable?: (tables: Map<TableName, object[]>, arrivalMs: number) => void;
 
   constructor(
     private readonly writer: Writer,
@@ -59,6 +61,7 @@ export class IngestPipeline {
     if (batch.rejected > 0) this.metrics.rejected.inc({ signal, reason: 'invalid' }, batch.rejected);
     if (batch.cut.cut > 0) this.metrics.truncated.inc({ signal }, batch.cut.cut);
     await this.writer.write(tables);
+    this.onDurable?.(tables, batch.nowMs);
     const message = batch.errorMessage();
     return { rejected: batch.rejected, errorMessage: message && batch.rejected > 0 ? `${batch.rejected} ${item} rejected: ${message}` : message };
   }
@@ -67,5 +70,6 @@ export class IngestPipeline {
   async rows(tables: Map<TableName, object[]>): Promise<void> {
     this.writer.admit();
     await this.writer.write(tables);
+    this.onDurable?.(tables, Date.now());
   }
 }

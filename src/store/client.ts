@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../config/index.js';
 
 /**
@@ -34,6 +34,8 @@ export async function openStore(config: Config): Promise<Store> {
       password: store.password,
       request_timeout: store.request_timeout_ms,
       compression: { request: false, response: true },
+      // Store failures are reported once, in faultline's own log format, by the caller that retries them.
+      log: { level: ClickHouseLogLevel.OFF },
       clickhouse_settings: { date_time_output_format: 'iso', output_format_json_quote_64bit_integers: 0 },
     });
     const url = new URL(store.clickhouse_url);

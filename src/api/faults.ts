@@ -1,0 +1,176 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { FaultlineError, badRequest, notFound } from '../errors.js';
+import { FaultReader, type Fault } from '../faults/index.js';
+import { SignatureReader } from '../faults/signatures.js';
+import { FAULT_KINDS, type RulesManager } from '../rules/index.js';
+import type { Store } from '../store/index.js';
+
+const time = z.union([z.iso.datetime({ offset: true }), z.string().regex(/^\d{10,13}$/, 'an ISO time or epoch milliseconds')]).transform((s) => (/^\d+$/.test(s) ? (s.length === 10 ? Number(s) * 1000 : Number(s)) : Date.parse(s)));
+
+export const FaultQuery = z
+  .object({
+    from: time.optional(),
+    to: time.optional(),
+    kind: z.enum(FAULT_KINDS).optional(),
+    service: z.string().optional(),
+    instance: z.string().optional(),
+    signature: z.string().regex(/^[0-9a-f]{16}$/, 'a 16-hex-digit fingerprint').optional(),
+    state: z.enum(['open', 'resolved']).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().optional(),
+  })
+  .strict();
+
+const SignatureQuery = z
+  .object({ kind: z.enum(FAULT_KINDS).optional(), service: z.string().optional(), limit: z.coerce.number().int().min(1).max(500).default(100) })
+  .strict();
+
+const SignatureStateBody = z
+  .object({ state: z.enum(['muted', 'resolved', 'active']), author: z.string().max(200).default(''), comment: z.string().max(2000).default('') })
+  .strict();
+
+/** Parses input with a zod schema; a failure is a 400 naming each bad field. */
+export function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
+  const r = schema.safeParse(input ?? {});
+  if (r.success) return r.data;
+  const detail = r.error.issues
+    .map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter(s) ${i.keys.join(', ')}` : `${i.path.join('.') || what}: ${i.message}`))
+    .join('; ');
+  throw badRequest('bad_parameters', `invalid ${what}: ${detail}`);
+}
+
+export function faultView(f: Fault) {
+  return {
+    id: f.id,
+    kind: f.kind,
+    state: f.state,
+    target: { service: f.service, instance: f.instance, host: f.host, version: f.version },
+    check: f.check || undefined,
+    signature: f.signature,
+    started_at: new Date(f.startedAt).toISOString(),
+    detected_at: new Date(f.detectedAt).toISOString(),
+    resolved_at: f.resolvedAt === null ? null : new Date(f.resolvedAt).toISOString(),
+    time_to_detect_ms: f.detectedAt - f.startedAt,
+    explanation: f.explanation,
+    evidence: f.evidence,
+    caused_by: f.causedBy || null,
+    rule: { id: f.ruleId, version: f.rulesVersion },
+    occurrences: f.occurrences,
+  };
+}
+
+const encodeCursor = (f: Fault) => Buffer.from(`${f.startedAt}:${f.id}`).toString('base64url');
+function decodeCursor(c: string): { startedAt: number; id: string } {
+  const m = /^(\d+):([0-9a-f]+)$/.exec(Buffer.from(c, 'base64url').toString());
+  if (!m) throw badRequest('bad_cursor', 'cursor is not one this API returned');
+  return { startedAt: Number(m[1]), id: m[2] };
+}
+
+/** Faults, signatures and rules: the read side of detection, and the live rules upgrade. */
+export function faultRoutes(app: FastifyInstance, deps: { store: Store; rules: RulesManager }): void {
+  const faults = new FaultReader(deps.store);
+  const signatures = new SignatureReader(deps.store);
+  const db = deps.store.database;
+
+  app.get('/api/v1/faults', async (req) => {
+    const q = parse(FaultQuery, req.query, 'query');
+    const list = await faults.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+    const page = list.slice(0, q.limit);
+    return { faults: page.map(faultView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/faults/:id', async (req) => {
+    if (!/^[0-9a-f]{20}$/.test(req.params.id)) throw badRequest('bad_fault_id', `"${req.params.id}" is not a fault id`);
+    const f = await faults.byId(req.params.id);
+    if (!f) throw notFound('fault_not_found', `no fault ${req.params.id}`);
+    return { ...faultView(f), evidence_records: await evidenceRecords(deps.store, f) };
+  });
+
+  app.get('/api/v1/signatures', async (req) => {
+    const q = parse(SignatureQuery, req.query, 'query');
+    return { signatures: await signatures.list(q) };
+  });
+
+  app.get<{ Params: { fp: string } }>('/api/v1/signatures/:fp', async (req) => {
+    if (!/^[0-9a-f]{16}$/.test(req.params.fp)) throw badRequest('bad_fingerprint', `"${req.params.fp}" is not a signature fingerprint`);
+    const [sig] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
+    if (!sig) throw notFound('signature_not_found', `no signature ${req.params.fp}`);
+    const [sample] = await deps.store.query<{ sample_message: string; sample_stack: string }>(
+      `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
+      { fp: req.params.fp },
+    );
+    const recent = await faults.list({ signature: req.params.fp, limit: 20 });
+    return { ...sig, sample, recent_faults: recent.map(faultView) };
+  });
+
+  app.post<{ Params: { fp: string } }>('/api/v1/signatures/:fp/state', async (req) => {
+    const body = parse(SignatureStateBody, jsonBody(req.body), 'body');
+    const [sig] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
+    if (!sig) throw notFound('signature_not_found', `no signature ${req.params.fp}`);
+    await signatures.setState(req.params.fp, body.state, body.author, body.comment);
+    const [after] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
+    return after;
+  });
+
+  app.get('/api/v1/rules', async () => {
+    const current = deps.rules.current;
+    return {
+      version: current.version,
+      sources: current.sources,
+      settings: current.settings,
+      rules: current.rules,
+      last_reload: deps.rules.last,
+      history: [...deps.rules.history].reverse(),
+    };
+  });
+
+  app.post('/api/v1/rules/reload', async (_req, reply) => {
+    const result = deps.rules.reload('api');
+    return reply.code(result.ok ? 200 : 422).send(result);
+  });
+}
+
+/** Request bodies arrive raw (see createApp); JSON ones are parsed here. */
+export function jsonBody(body: unknown): unknown {
+  if (!Buffer.isBuffer(body) || body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new FaultlineError('bad_json', 400, `the body is not JSON: ${(err as Error).message}`);
+  }
+}
+
+/** The stored records behind a fault's evidence references. */
+async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, unknown>[]> {
+  const db = store.database;
+  const out: Record<string, unknown>[] = [];
+  for (const ref of f.evidence.slice(0, 20)) {
+    if (ref.type === 'exit') {
+      const rows = await store.query(
+        `SELECT toString(ts) AS ts, service, instance, version, host, pid, exit_code, signal, reason, intended, exception_type,
+                exception_message, exception_stacktrace, stderr_tail, runtime_ms, max_rss_bytes
+         FROM ${db}.exits WHERE service = {s:String} AND instance = {i:String} AND toUnixTimestamp64Milli(ts) = {at:Int64} LIMIT 1`,
+        { s: ref.service, i: ref.instance, at: Date.parse(ref.at) },
+      );
+      out.push({ ref, record: rows[0] ?? null });
+    } else if (ref.type === 'heartbeats') {
+      const rows = await store.query(
+        `SELECT toString(ts) AS ts, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
+         FROM ${db}.heartbeats WHERE service = {s:String} AND instance = {i:String}
+           AND ts BETWEEN parseDateTime64BestEffort({from:String}, 3) AND parseDateTime64BestEffort({to:String}, 3)
+         ORDER BY ts LIMIT 500`,
+        { s: ref.service, i: ref.instance, from: ref.at, to: ref.until ?? ref.at },
+      );
+      out.push({ ref, records: rows });
+    } else if (ref.type === 'exception') {
+      const rows = await store.query(
+        `SELECT toString(ts) AS ts, source, exception_type, message, stacktrace, trace_id, span_id, span_name
+         FROM ${db}.exceptions WHERE service = {s:String} AND trace_id = {t:String} AND span_id = {sp:String} LIMIT 1`,
+        { s: ref.service, t: ref.trace_id ?? '', sp: ref.span_id ?? '' },
+      );
+      out.push({ ref, record: rows[0] ?? null });
+    }
+  }
+  return out;
+}

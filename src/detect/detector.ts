@@ -1,0 +1,505 @@
+import type { Logger } from '../log/index.js';
+import type { Counter } from '../metrics/index.js';
+import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet } from '../rules/index.js';
+import type { TableName } from '../store/index.js';
+import { faultId, type EvidenceRef, type Fault } from '../faults/model.js';
+import type { FaultWriter } from '../faults/store.js';
+import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
+import { DEFAULT_PHI, type PhiOptions } from './phi.js';
+import { targetKey, TargetState, type TargetInfo } from './target.js';
+import { exitFromRow, msOf, type Row } from './rows.js';
+
+export interface DetectorOptions {
+  phi: PhiOptions;
+  tickMs: number;
+  /** A tick later than this means faultline itself was paused (GC, blocked loop, suspended host). */
+  pauseThresholdMs: number;
+  /** How long siblings on one host may take to fall silent too before targets are judged one by one. */
+  hostCorrelationMs: number;
+  /** When at least this share of all targets, on several hosts, falls silent at once, faultline suspects itself. */
+  massSilenceRatio: number;
+  /** ... and holds its judgement this long, waiting for fresh evidence. */
+  massSilenceHoldMs: number;
+  /** Bound of the evidence queue between ingest and detection. */
+  maxQueue: number;
+}
+
+export const DEFAULT_DETECTOR: DetectorOptions = {
+  phi: DEFAULT_PHI,
+  tickMs: 250,
+  pauseThresholdMs: 1500,
+  hostCorrelationMs: 1000,
+  massSilenceRatio: 0.5,
+  massSilenceHoldMs: 30_000,
+  maxQueue: 10_000,
+};
+
+export interface HeartbeatSample {
+  at: number;
+  intervalMs: number;
+  rss: number | null;
+  limit: number | null;
+  loopP99: number | null;
+}
+
+interface PendingExit {
+  exit: ExitEvidence;
+  decideAt: number;
+  replacedBy?: string;
+}
+
+export interface DetectorDeps {
+  rules: () => RuleSet;
+  writer: FaultWriter;
+  log: Logger;
+  opened: Counter;
+  now?: () => number;
+  /** φ settings of a service (per-service overrides of the defaults). */
+  phiFor?: (service: string) => PhiOptions;
+}
+
+/**
+ * Turns evidence into faults. Ingest hands every acknowledged batch to `observe()` (a bounded queue, so a
+ * slow detector never slows ingest); exits are classified by the rules at once (stop signals wait for the
+ * deploy grace), silences are found by a tick that evaluates φ for every target. Fault ids derive from the
+ * evidence, so the same evidence never opens two faults.
+ */
+export class Detector {
+  readonly targets = new Map<string, TargetState>();
+  readonly open = new Map<string, Fault>();
+  private readonly openByTarget = new Map<string, Set<string>>();
+  private readonly openByHost = new Map<string, string>();
+  readonly knownIds = new Set<string>();
+  private readonly knownSignatures = new Set<string>();
+  private readonly abnormalExits = new Map<string, number[]>();
+  private pending: PendingExit[] = [];
+  private readonly suspectedSince = new Map<string, number>();
+  private queue: { tables: Map<TableName, object[]>; arrival: number }[] = [];
+  private scheduled = false;
+  private timer?: NodeJS.Timeout;
+  private lastTick = 0;
+  private suppressUntil = 0;
+  private massSilenceSince = 0;
+  droppedBatches = 0;
+  private ready = false;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly deps: DetectorDeps,
+    readonly opts: DetectorOptions = DEFAULT_DETECTOR,
+  ) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Starts judging; evidence observed before (while state was rebuilt) is processed now. */
+  start(): void {
+    this.ready = true;
+    this.lastTick = this.now();
+    this.timer = setInterval(() => this.tick(), this.opts.tickMs);
+    this.timer.unref();
+  }
+
+  shutdown(): void {
+    clearInterval(this.timer);
+    this.processQueue();
+    this.ready = false;
+  }
+
+  /** Hands acknowledged evidence to detection; never blocks, never throws. */
+  observe(tables: Map<TableName, object[]>, arrival = this.now()): void {
+    if (this.queue.length >= this.opts.maxQueue) {
+      this.queue.shift();
+      this.droppedBatches++;
+      // Heartbeats were lost in between: no silence may be judged on that basis.
+      if (this.droppedBatches % 1000 === 1) this.holdJudgement(this.opts.tickMs, 'detection fell behind ingest; evidence was dropped');
+    }
+    this.queue.push({ tables, arrival });
+    if (!this.scheduled && this.ready) {
+      this.scheduled = true;
+      setImmediate(() => this.processQueue());
+    }
+  }
+
+  private processQueue(): void {
+    this.scheduled = false;
+    if (!this.ready) return;
+    const queue = this.queue;
+    this.queue = [];
+    for (const { tables, arrival } of queue) {
+      try {
+        this.ingest(tables, arrival);
+      } catch (err) {
+        this.deps.log.error('detection failed on a batch; continuing', { error: err });
+      }
+    }
+  }
+
+  private ingest(tables: Map<TableName, object[]>, arrival: number): void {
+    for (const row of (tables.get('target_sightings') ?? []) as Row[]) this.sighting(row, arrival);
+    for (const row of (tables.get('exceptions') ?? []) as Row[]) this.exception(row);
+    for (const row of (tables.get('heartbeats') ?? []) as Row[]) this.heartbeat(row, arrival);
+    for (const row of (tables.get('exits') ?? []) as Row[]) this.exit(exitFromRow(row), arrival);
+  }
+
+  private target(info: TargetInfo, at: number): TargetState {
+    const key = targetKey(info.service, info.instance);
+    let t = this.targets.get(key);
+    if (!t) {
+      t = new TargetState(info, this.deps.phiFor?.(info.service) ?? this.opts.phi, at);
+      this.targets.set(key, t);
+    } else t.info = { ...t.info, ...pickDefined(info) };
+    return t;
+  }
+
+  private sighting(row: Row, arrival: number): void {
+    const info = infoOf(row);
+    const t = this.target(info, arrival);
+    t.lastSeen = Math.max(t.lastSeen, msOf(row.last_seen));
+    if (t.status === 'alive') t.hb.refresh(arrival);
+    for (const p of this.pending)
+      if (p.exit.service === info.service && info.version && info.version !== p.exit.version && !p.replacedBy) p.replacedBy = info.version;
+  }
+
+  private exception(row: Row): void {
+    const t = this.targets.get(targetKey(String(row.service), String(row.instance)));
+    t?.rememberException({
+      at: msOf(row.ts),
+      type: String(row.exception_type ?? ''),
+      message: String(row.message ?? ''),
+      stacktrace: String(row.stacktrace ?? ''),
+      source: String(row.source ?? ''),
+      traceId: String(row.trace_id ?? ''),
+      spanId: String(row.span_id ?? ''),
+    });
+  }
+
+  private heartbeat(row: Row, arrival: number): void {
+    this.beat(infoOf(row), {
+      at: msOf(row.ts),
+      intervalMs: Number(row.interval_ms ?? 0),
+      rss: row.rss_bytes == null ? null : Number(row.rss_bytes),
+      limit: row.memory_limit_bytes == null ? null : Number(row.memory_limit_bytes),
+      loopP99: row.eventloop_delay_p99_ms == null ? null : Number(row.eventloop_delay_p99_ms),
+    }, arrival);
+  }
+
+  /** Records one heartbeat of a target (live, or read back from the store at start). */
+  beat(info: TargetInfo, hb: HeartbeatSample, arrival: number): void {
+    const t = this.target(info, arrival);
+    t.hb.beat(hb.at, hb.intervalMs, arrival);
+    if (hb.rss !== null) t.rss.push(hb.at, hb.rss);
+    if (hb.limit !== null) t.memoryLimit = hb.limit;
+    if (hb.loopP99 !== null) t.eventLoop.push(hb.at, hb.loopP99);
+    if (t.status !== 'alive') {
+      t.status = 'alive';
+      this.resolveTarget(t, arrival);
+    }
+    this.suspectedSince.delete(t.key);
+  }
+
+  /** Handles an exit event (live, or one read back from the store at start that has no fault yet). */
+  exit(e: ExitEvidence, arrival: number): void {
+    const t = this.target({ service: e.service, instance: e.instance, version: e.version, host: e.host, pid: e.pid }, arrival);
+    t.status = 'exited';
+    if (isStopSignal(e) && !e.intended) this.pending.push({ exit: e, decideAt: arrival + this.deps.rules().settings.deploy_grace });
+    else this.decideExit(e);
+  }
+
+  /** Classifies an exit with the rules and opens (or extends) a fault. */
+  decideExit(e: ExitEvidence, replacedBy?: string): Fault | undefined {
+    const id = faultId('exit', e.service, e.instance, e.at);
+    if (this.knownIds.has(id)) return undefined;
+    const rules = this.deps.rules();
+    const window = rules.settings.crash_loop_window;
+    const recent = (this.abnormalExits.get(e.service) ?? []).filter((at) => at > e.at - window && at < e.at);
+    const t = this.targets.get(targetKey(e.service, e.instance));
+    const facts = exitFacts(e, t, rules.settings, recent.length + 1, replacedBy);
+    const decision = rules.decide('exit', facts);
+    if (!decision || decision.kind === 'none') {
+      this.deps.log.debug('exit is not a fault', { service: e.service, instance: e.instance, rule: decision?.ruleId });
+      return undefined;
+    }
+    this.abnormalExits.set(e.service, [...recent, e.at]);
+    const evidence: EvidenceRef[] = [
+      { type: 'exit', at: iso(e.at), service: e.service, instance: e.instance, detail: String((facts.exit as Facts).class) },
+      ...heartbeatRef(t, e.at - rules.settings.window, e.at),
+      ...exceptionRef(t, e),
+    ];
+    if (decision.kind === 'crash_loop') return this.crashLoop(e, decision, facts, evidence, rules);
+    return this.openFault(id, decision, facts, evidence, rules, {
+      service: e.service,
+      instance: e.instance,
+      host: e.host,
+      version: e.version,
+      startedAt: e.at,
+    });
+  }
+
+  private crashLoop(e: ExitEvidence, decision: Decision, facts: Facts, evidence: EvidenceRef[], rules: RuleSet): Fault {
+    const existing = [...this.open.values()].find((f) => f.kind === 'crash_loop' && f.service === e.service);
+    if (existing) {
+      existing.occurrences++;
+      existing.explanation = decision.explanation;
+      existing.evidence = [...existing.evidence, evidence[0]].slice(-50);
+      this.deps.writer.saveFault(existing, 'updated');
+      this.knownIds.add(faultId('exit', e.service, e.instance, e.at));
+      return existing;
+    }
+    this.knownIds.add(faultId('exit', e.service, e.instance, e.at));
+    return this.openFault(faultId('crash_loop', e.service, e.at), decision, facts, evidence, rules, {
+      service: e.service,
+      instance: '',
+      host: e.host,
+      version: e.version,
+      startedAt: e.at,
+    });
+  }
+
+  private openFault(
+    id: string,
+    decision: Decision,
+    facts: Facts,
+    evidence: EvidenceRef[],
+    rules: RuleSet,
+    where: { service: string; instance: string; host: string; version: string; startedAt: number },
+  ): Fault {
+    const exception = (facts.exception ?? {}) as { type?: string; message?: string; stacktrace?: string };
+    const kind = decision.kind as FaultKind;
+    const sig = fingerprint({
+      kind,
+      exceptionType: exception.type,
+      message: exception.message,
+      stacktrace: exception.stacktrace,
+      detail: decision.signatureDetail,
+    });
+    const fault: Fault = {
+      id,
+      kind,
+      state: 'open',
+      ...where,
+      check: '',
+      signature: sig.fingerprint,
+      detectedAt: this.now(),
+      resolvedAt: null,
+      explanation: decision.explanation,
+      evidence,
+      causedBy: '',
+      ruleId: decision.ruleId,
+      rulesVersion: rules.version,
+      occurrences: 1,
+    };
+    this.track(fault);
+    this.knownIds.add(id);
+    this.deps.writer.saveFault(fault, 'opened', fault.detectedAt);
+    this.deps.opened.inc({ kind });
+    if (!this.knownSignatures.has(sig.fingerprint)) {
+      this.knownSignatures.add(sig.fingerprint);
+      this.deps.writer.saveSignature({
+        fingerprint: sig.fingerprint,
+        kind,
+        exceptionType: exception.type ?? '',
+        title: exception.type ? `${exception.type}: ${exception.message ?? ''}`.slice(0, 300) : `${kind}: ${decision.signatureDetail}`,
+        cause: sig.normalised,
+        sampleMessage: exception.message ?? '',
+        sampleStack: exception.stacktrace ?? '',
+        firstSeen: where.startedAt,
+      });
+    }
+    this.deps.log.info('fault opened', { kind, service: where.service, instance: where.instance || undefined, host: where.host || undefined, id, rule: decision.ruleId });
+    return fault;
+  }
+
+  /** Indexes an open fault so that evidence of recovery finds it. */
+  track(f: Fault): void {
+    this.open.set(f.id, f);
+    if (f.kind === 'silent') this.openByHost.set(f.host, f.id);
+    else if (f.instance) {
+      const key = targetKey(f.service, f.instance);
+      const set = this.openByTarget.get(key) ?? new Set<string>();
+      set.add(f.id);
+      this.openByTarget.set(key, set);
+    }
+  }
+
+  knowSignature(fp: string): void {
+    this.knownSignatures.add(fp);
+  }
+
+  recordAbnormalExit(service: string, at: number): void {
+    this.abnormalExits.set(service, [...(this.abnormalExits.get(service) ?? []), at]);
+  }
+
+  private resolve(f: Fault, at: number): void {
+    if (f.state !== 'open') return;
+    f.state = 'resolved';
+    f.resolvedAt = at;
+    this.open.delete(f.id);
+    if (f.kind === 'silent') this.openByHost.delete(f.host);
+    else if (f.instance) this.openByTarget.get(targetKey(f.service, f.instance))?.delete(f.id);
+    this.deps.writer.saveFault(f, 'resolved', at);
+    this.deps.log.info('fault resolved', { kind: f.kind, service: f.service || undefined, instance: f.instance || undefined, host: f.kind === 'silent' ? f.host : undefined, id: f.id });
+  }
+
+  /** A target is healthy again: its own faults and its host's silence are over. */
+  private resolveTarget(t: TargetState, at: number): void {
+    for (const id of [...(this.openByTarget.get(t.key) ?? [])]) {
+      const f = this.open.get(id);
+      if (f && f.kind !== 'crash_loop') this.resolve(f, at);
+    }
+    const hostFault = this.openByHost.get(t.info.host);
+    if (hostFault && this.open.get(hostFault)) {
+      this.resolve(this.open.get(hostFault)!, at);
+      for (const other of this.targets.values()) if (other.info.host === t.info.host && other.status === 'silent') other.hb.refresh(at);
+    }
+  }
+
+  /**
+   * faultline itself missed evidence (it was paused, fell behind, or just started): every target's silence
+   * clock restarts now, so each is judged on fresh evidence by its own heartbeat statistics, and no
+   * judgement is made for `ms`.
+   */
+  holdJudgement(ms: number, why: string, level: 'info' | 'warn' = 'warn'): void {
+    const now = this.now();
+    this.deps.log[level]('restarting silence clocks: waiting for fresh evidence', { reason: why });
+    this.suppressUntil = Math.max(this.suppressUntil, now + ms);
+    for (const t of this.targets.values()) t.hb.refresh(now);
+  }
+
+  /** The periodic evaluation: own pause, due exits, silences, crash loops that calmed down. */
+  tick(): void {
+    const now = this.now();
+    const gap = now - this.lastTick;
+    this.lastTick = now;
+    if (gap > this.opts.pauseThresholdMs) this.holdJudgement(this.opts.tickMs, `faultline was paused for ${gap} ms`);
+    this.processQueue();
+    this.decideDueExits(now);
+    if (now >= this.suppressUntil) this.judgeSilences(now);
+    this.calmCrashLoops(now);
+  }
+
+  private decideDueExits(now: number): void {
+    const due = this.pending.filter((p) => p.replacedBy || p.decideAt <= now);
+    if (due.length === 0) return;
+    this.pending = this.pending.filter((p) => !due.includes(p));
+    for (const p of due) this.decideExit(p.exit, p.replacedBy);
+  }
+
+  private judgeSilences(now: number): void {
+    const suspects: TargetState[] = [];
+    let alive = 0;
+    const hosts = new Set<string>();
+    for (const t of this.targets.values()) {
+      if (t.status !== 'alive' || t.hb.lastArrival === 0) continue;
+      alive++;
+      if (t.hb.suspectedAt(now)) {
+        suspects.push(t);
+        hosts.add(t.info.host);
+        if (!this.suspectedSince.has(t.key)) this.suspectedSince.set(t.key, now);
+      }
+    }
+    if (suspects.length === 0) {
+      this.massSilenceSince = 0;
+      return;
+    }
+    if (this.massSilence(suspects.length, alive, hosts.size, now)) return;
+    const byHost = new Map<string, TargetState[]>();
+    for (const t of suspects) byHost.set(t.info.host, [...(byHost.get(t.info.host) ?? []), t]);
+    for (const [host, silent] of byHost) this.judgeHost(host, silent, now);
+  }
+
+  private massSilence(suspects: number, alive: number, hosts: number, now: number): boolean {
+    if (hosts < 2 || alive < 4 || suspects / alive < this.opts.massSilenceRatio) return false;
+    if (this.massSilenceSince === 0) {
+      this.massSilenceSince = now;
+      this.deps.log.warn('most of the fleet fell silent at once; suspecting faultline\'s own intake and holding judgement', {
+        silent: suspects,
+        targets: alive,
+        hosts,
+      });
+    }
+    return now - this.massSilenceSince < this.opts.massSilenceHoldMs;
+  }
+
+  private judgeHost(host: string, silent: TargetState[], now: number): void {
+    const onHost = [...this.targets.values()].filter((t) => t.info.host === host && t.status !== 'exited');
+    const allSilent = host !== '' && onHost.length >= 2 && onHost.every((t) => t.status === 'silent' || silent.includes(t));
+    if (allSilent) return this.decideHostSilence(host, onHost, now);
+    const threshold = this.opts.phi.threshold;
+    const lateSiblings = onHost.some((t) => !silent.includes(t) && t.status === 'alive' && t.hb.phiAt(now) >= threshold / 2);
+    for (const t of silent) {
+      const waited = now - (this.suspectedSince.get(t.key) ?? now);
+      if (lateSiblings && waited < this.opts.hostCorrelationMs) continue;
+      this.decideSilence(t, now);
+    }
+  }
+
+  private decideSilence(t: TargetState, now: number): void {
+    t.status = 'silent';
+    this.suspectedSince.delete(t.key);
+    const id = faultId('silence', t.info.service, t.info.instance, t.hb.last);
+    if (this.knownIds.has(id)) return;
+    const rules = this.deps.rules();
+    const facts = silenceFacts(t, now, rules.settings);
+    const decision = rules.decide('silence', facts);
+    if (!decision || decision.kind === 'none') return;
+    this.openFault(id, decision, facts, heartbeatRef(t, t.hb.last - rules.settings.window, t.hb.last), rules, {
+      ...t.info,
+      startedAt: t.hb.last,
+    });
+  }
+
+  private decideHostSilence(host: string, targets: TargetState[], now: number): void {
+    const last = Math.max(...targets.map((t) => t.hb.last));
+    for (const t of targets) {
+      t.status = 'silent';
+      this.suspectedSince.delete(t.key);
+    }
+    const id = faultId('host', host, last);
+    if (this.knownIds.has(id) || this.openByHost.has(host)) return;
+    const rules = this.deps.rules();
+    const services = [...new Set(targets.map((t) => t.info.service))].sort();
+    const facts: Facts = { host: { name: host, targets: targets.length, services: services.join(', '), last_heartbeat: last }, silence: { silent_for_ms: now - last } };
+    const decision = rules.decide('host_silence', facts);
+    if (!decision || decision.kind === 'none') return;
+    const evidence = targets.flatMap((t) => heartbeatRef(t, t.hb.last - rules.settings.window, t.hb.last));
+    this.openFault(id, decision, facts, evidence, rules, { service: '', instance: '', host, version: '', startedAt: last });
+  }
+
+  private calmCrashLoops(now: number): void {
+    const window = this.deps.rules().settings.crash_loop_window;
+    for (const f of [...this.open.values()]) {
+      if (f.kind !== 'crash_loop') continue;
+      const exits = this.abnormalExits.get(f.service) ?? [];
+      const lastExit = Math.max(f.startedAt, ...exits);
+      const serviceAlive = [...this.targets.values()].some((t) => t.info.service === f.service && t.status === 'alive');
+      if (now - lastExit >= window && serviceAlive) this.resolve(f, now);
+    }
+  }
+}
+
+function pickDefined(info: TargetInfo): Partial<TargetInfo> {
+  return Object.fromEntries(Object.entries(info).filter(([, v]) => v !== '' && v !== 0 && v !== undefined));
+}
+
+function infoOf(row: Row): TargetInfo {
+  return {
+    service: String(row.service ?? ''),
+    instance: String(row.instance ?? ''),
+    version: String(row.version ?? ''),
+    host: String(row.host ?? ''),
+    pid: Number(row.pid ?? 0),
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function heartbeatRef(t: TargetState | undefined, from: number, to: number): EvidenceRef[] {
+  if (!t || t.hb.last === 0) return [];
+  return [{ type: 'heartbeats', at: iso(Math.max(from, t.firstSeen)), until: iso(Math.min(to, t.hb.last)), service: t.info.service, instance: t.info.instance }];
+}
+
+function exceptionRef(t: TargetState | undefined, e: ExitEvidence): EvidenceRef[] {
+  if (e.exceptionType || !t) return [];
+  const x = t.exceptions.filter((x) => x.at <= e.at).pop();
+  return x ? [{ type: 'exception', at: iso(x.at), service: e.service, instance: e.instance, trace_id: x.traceId, span_id: x.spanId, detail: x.type }] : [];
+}

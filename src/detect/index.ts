@@ -1,0 +1,3 @@
+export { Detector, DEFAULT_DETECTOR, type DetectorOptions, type DetectorDeps } from './detector.js';
+export { restoreDetector } from './restore.js';
+export { DEFAULT_PHI, HeartbeatHistory, phi, type PhiOptions } from './phi.js';

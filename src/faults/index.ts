@@ -1,0 +1,2 @@
+export { faultId, type Fault, type EvidenceRef, type SignatureInfo } from './model.js';
+export { FaultWriter, FaultReader, type FaultFilter } from './store.js';

@@ -1,0 +1,141 @@
+import type { Store } from '../store/index.js';
+
+export type SignatureState = 'new' | 'ongoing' | 'resolved' | 'regressed' | 'muted';
+
+export interface Occurrence {
+  at: number;
+  version: string;
+  open: boolean;
+  resolvedAt: number | null;
+}
+
+export interface UserState {
+  state: 'active' | 'muted' | 'resolved';
+  updatedAt: number;
+  author: string;
+  comment: string;
+}
+
+/** A signature is `new` for this long after it was first seen. */
+export const NEW_FOR_MS = 24 * 3_600_000;
+/** Without open faults and without occurrences for this long, a signature counts as resolved. */
+export const QUIET_RESOLVES_MS = 24 * 3_600_000;
+
+/**
+ * The state of a signature from its occurrences (oldest first) and a person's decision:
+ * muted > regressed (back after being resolved, or back in a newer version after all earlier faults were
+ * resolved) > resolved > new > ongoing.
+ */
+export function signatureState(occ: Occurrence[], user: UserState | undefined, now: number): SignatureState {
+  if (user?.state === 'muted') return 'muted';
+  const last = occ[occ.length - 1];
+  if (user?.state === 'resolved') return last && last.at > user.updatedAt ? 'regressed' : 'resolved';
+  if (!last) return 'resolved';
+  const firstOfLatestVersion = occ.find((o) => o.version === last.version)!;
+  const earlier = occ.filter((o) => o.at < firstOfLatestVersion.at);
+  if (
+    earlier.length > 0 &&
+    !earlier.some((o) => o.version === last.version) &&
+    earlier.every((o) => !o.open && o.resolvedAt !== null && o.resolvedAt <= firstOfLatestVersion.at)
+  )
+    return 'regressed';
+  if (!occ.some((o) => o.open) && now - last.at > QUIET_RESOLVES_MS) return 'resolved';
+  return now - occ[0].at < NEW_FOR_MS ? 'new' : 'ongoing';
+}
+
+export interface SignatureView {
+  fingerprint: string;
+  kind: string;
+  title: string;
+  exception_type: string;
+  cause: string;
+  state: SignatureState;
+  count: number;
+  open_faults: number;
+  first_seen: string;
+  last_seen: string;
+  targets: string[];
+  versions: string[];
+  muted_or_resolved_by?: { author: string; comment: string; at: string };
+}
+
+interface Row {
+  fingerprint: string;
+  kind: string;
+  title: string;
+  exception_type: string;
+  cause: string;
+  occ: [string, string, string, string | null][];
+  targets: string[];
+  user_state: string;
+  user_at: string;
+  author: string;
+  comment: string;
+}
+
+/** Reads signatures with their statistics and computed state. */
+export class SignatureReader {
+  constructor(private readonly store: Store) {}
+
+  async list(opts: { kind?: string; service?: string; limit: number; fingerprint?: string }): Promise<SignatureView[]> {
+    const db = this.store.database;
+    const where: string[] = [];
+    if (opts.kind) where.push('s.kind = {kind:String}');
+    if (opts.fingerprint) where.push('s.fingerprint = {fp:String}');
+    if (opts.service) where.push('has(f.services, {service:String})');
+    const rows = await this.store.query<Row>(
+      `SELECT s.fingerprint AS fingerprint, s.kind AS kind, s.title AS title, s.exception_type AS exception_type, s.cause AS cause,
+              f.occ AS occ, f.targets AS targets, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
+              u.author AS author, u.comment AS comment
+       FROM (SELECT * FROM ${db}.signatures FINAL) AS s
+       INNER JOIN (
+         SELECT signature,
+                arraySort(x -> x.1, groupArray(1000)((toString(toUnixTimestamp64Milli(started_at)), version, toString(state),
+                      if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at))))))) AS occ,
+                groupUniqArray(100)(if(instance = '', if(service = '', host, service), concat(service, '/', instance))) AS targets,
+                groupUniqArray(service) AS services
+         FROM ${db}.faults FINAL GROUP BY signature
+       ) AS f ON f.signature = s.fingerprint
+       LEFT JOIN (SELECT * FROM ${db}.signature_states FINAL) AS u ON u.fingerprint = s.fingerprint
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY s.first_seen DESC LIMIT {limit:UInt32}`,
+      { kind: opts.kind, fp: opts.fingerprint, service: opts.service, limit: opts.limit },
+    );
+    const now = Date.now();
+    return rows.map((r) => view(r, now)).sort((a, b) => b.last_seen.localeCompare(a.last_seen));
+  }
+
+  async setState(fingerprint: string, state: UserState['state'], author: string, comment: string): Promise<void> {
+    const row = { fingerprint, state, updated_at: Date.now(), author, comment };
+    await this.store.insertJsonLines('signature_states', `${JSON.stringify(row)}\n`, `sigstate:${fingerprint}:${row.updated_at}`);
+  }
+}
+
+function view(r: Row, now: number): SignatureView {
+  const occ: Occurrence[] = r.occ.map(([at, version, state, resolvedAt]) => ({
+    at: Number(at),
+    version,
+    open: state === 'open',
+    resolvedAt: resolvedAt === null ? null : Number(resolvedAt),
+  }));
+  const user: UserState | undefined =
+    r.user_state && r.user_state !== '' && Number(r.user_at) > 0
+      ? { state: r.user_state as UserState['state'], updatedAt: Number(r.user_at), author: r.author, comment: r.comment }
+      : undefined;
+  const versions = [...new Set(occ.map((o) => o.version).filter(Boolean))];
+  return {
+    fingerprint: r.fingerprint,
+    kind: r.kind,
+    title: r.title,
+    exception_type: r.exception_type,
+    cause: r.cause,
+    state: signatureState(occ, user, now),
+    count: occ.length,
+    open_faults: occ.filter((o) => o.open).length,
+    first_seen: new Date(occ[0]?.at ?? 0).toISOString(),
+    last_seen: new Date(occ[occ.length - 1]?.at ?? 0).toISOString(),
+    targets: r.targets.sort(),
+    versions,
+    ...(user && user.state !== 'active' ? { muted_or_resolved_by: { author: user.author, comment: user.comment, at: new Date(user.updatedAt).toISOString() } } : {}),
+  };
+}
