@@ -1,6 +1,6 @@
 import type { Logger } from '../log/index.js';
 import type { Counter } from '../metrics/index.js';
-import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet } from '../rules/index.js';
+import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
 import { faultId, type EvidenceRef, type Fault } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
@@ -262,6 +262,7 @@ export class Detector {
     evidence: EvidenceRef[],
     rules: RuleSet,
     where: { service: string; instance: string; host: string; version: string; startedAt: number },
+    extra: { check?: string; causedBy?: string } = {},
   ): Fault {
     const exception = (facts.exception ?? {}) as { type?: string; message?: string; stacktrace?: string };
     const kind = decision.kind as FaultKind;
@@ -277,13 +278,13 @@ export class Detector {
       kind,
       state: 'open',
       ...where,
-      check: '',
+      check: extra.check ?? '',
       signature: sig.fingerprint,
       detectedAt: this.now(),
       resolvedAt: null,
       explanation: decision.explanation,
       evidence,
-      causedBy: '',
+      causedBy: extra.causedBy ?? '',
       ruleId: decision.ruleId,
       rulesVersion: rules.version,
       occurrences: 1,
@@ -327,6 +328,33 @@ export class Detector {
 
   recordAbnormalExit(service: string, at: number): void {
     this.abnormalExits.set(service, [...(this.abnormalExits.get(service) ?? []), at]);
+  }
+
+  /**
+   * Raises a fault found by another monitor (checks, error rates, resource trends): the rules decide on
+   * `trigger` with `facts`; the id must derive from the evidence (see faultId) so it is never raised twice.
+   * Returns the fault, or undefined when the rules say it is not one or it was raised before.
+   */
+  raise(
+    id: string,
+    trigger: Trigger,
+    facts: Facts,
+    evidence: EvidenceRef[],
+    where: { service: string; instance: string; host: string; version: string; startedAt: number; check?: string; causedBy?: string },
+  ): Fault | undefined {
+    if (this.knownIds.has(id)) return undefined;
+    const rules = this.deps.rules();
+    const decision = rules.decide(trigger, facts);
+    if (!decision || decision.kind === 'none') return undefined;
+    const { check, causedBy, ...place } = where;
+    const fault = this.openFault(id, decision, facts, evidence, rules, place, { check, causedBy });
+    return fault;
+  }
+
+  /** Resolves an open fault by id (a monitor saw its cause end). */
+  resolveById(id: string, at = this.now()): void {
+    const f = this.open.get(id);
+    if (f) this.resolve(f, at);
   }
 
   private resolve(f: Fault, at: number): void {

@@ -22,9 +22,11 @@ export type FaultKind = z.infer<typeof FaultKindSchema>;
  * - `exit`: a process.exit event of a target;
  * - `silence`: a target's heartbeats stopped (φ over its threshold) and no exit arrived;
  * - `host_silence`: every target of one host fell silent together;
- * - `check`: a cron/batch check's run was missed, failed or ran too long.
+ * - `check`: a cron/batch check's run was missed, failed or ran too long;
+ * - `error_rate`: a service's error-span rate is well above its own baseline;
+ * - `resource_trend`: a target's resource use is heading for its limit.
  */
-export const TRIGGERS = ['exit', 'silence', 'host_silence', 'check'] as const;
+export const TRIGGERS = ['exit', 'silence', 'host_silence', 'check', 'error_rate', 'resource_trend'] as const;
 export const TriggerSchema = z.enum(TRIGGERS);
 export type Trigger = z.infer<typeof TriggerSchema>;
 
