@@ -4,6 +4,8 @@ import http from 'node:http';
 export interface Reply {
   status: number;
   body: Buffer;
+  /** Seconds from a Retry-After header (429/503), if any. */
+  retryAfterS?: number;
 }
 
 export function keepAliveAgent(connections: number): http.Agent {
@@ -21,7 +23,10 @@ export function send(agent: http.Agent, port: number, method: string, path: stri
     const req = http.request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks) }));
+      const retry = Number(res.headers['retry-after']);
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks), retryAfterS: Number.isFinite(retry) ? retry : undefined }),
+      );
       res.on('error', reject);
     });
     req.on('error', reject);

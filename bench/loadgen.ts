@@ -6,6 +6,7 @@
  * Closed loop (no `rate`): `connections` keep-alive connections each send the next request as soon as the
  * previous one is answered. Open loop (`rate`): requests are issued on a fixed schedule and latency is
  * measured from the scheduled time, so a stalled server is not hidden by the client waiting for it.
+ * A closed-loop connection answered 429/503 waits for Retry-After (at most 1 s) before its next request.
  */
 import { CONTENT_TYPE, BodySource, makeBodies, type Encoding } from './bodies.js';
 import { keepAliveAgent, send, sleep, type Reply } from './client.js';
@@ -90,9 +91,12 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
   const statuses: Record<string, number> = {};
   let requestsOk = 0, itemsOk = 0, itemsAckedTotal = 0, bytes = 0, transportErrors = 0, partial = 0, dropped = 0, inflight = 0;
   let firstProblem: string | undefined;
-  let cpuStart = process.cpuUsage(), cpuEnd = cpuStart;
-  setTimeout(() => (cpuStart = process.cpuUsage()), spec.warmupS * 1000).unref();
-  setTimeout(() => (cpuEnd = process.cpuUsage()), (spec.warmupS + spec.seconds) * 1000).unref();
+  let cpuStart: NodeJS.CpuUsage | undefined, cpuEnd: NodeJS.CpuUsage | undefined;
+  /** CPU time is counted from the first request issued in the window to the last one. */
+  const cpuMark = (now: number) => {
+    if (!cpuStart && now >= winStart) cpuStart = process.cpuUsage();
+    if (!cpuEnd && now >= winEnd) cpuEnd = process.cpuUsage();
+  };
 
   const markerAgent = keepAliveAgent(16);
   const markerLat = new Samples();
@@ -114,6 +118,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
   }, 1000);
 
   const one = async (scheduled: number): Promise<void> => {
+    cpuMark(performance.now());
     const job = next();
     const marker = spec.markers && spec.rate !== undefined && scheduled >= nextMarkerAt && scheduled < winEnd;
     if (marker) nextMarkerAt += spec.markers!.everyMs;
@@ -132,6 +137,8 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     if (!reply) return;
     if (reply.status === 200) itemsAckedTotal += job.items;
     else firstProblem ??= `HTTP ${reply.status}: ${reply.body.toString().slice(0, 300)}`;
+    // Like an OTLP exporter, a closed-loop sender backs off when told to (capped: the run is short).
+    if (spec.rate === undefined && (reply.status === 429 || reply.status === 503)) await sleep(Math.min(1000, (reply.retryAfterS ?? 0.1) * 1000));
     if (marker && reply.status === 200 && job.traceId) polls.push(poll(job.traceId, end, spec.markers!));
     if (!inWindow(end)) return;
     statuses[reply.status] = (statuses[reply.status] ?? 0) + 1;
@@ -159,6 +166,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
         const now = performance.now();
+        cpuMark(now);
         for (; due <= now; due += interval) {
           if (due >= winEnd) return void (clearInterval(timer), resolve());
           if (inflight < maxInflight) void one(due);
@@ -168,12 +176,14 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     });
     for (const until = performance.now() + 30_000; inflight > 0 && performance.now() < until; ) await sleep(10);
   }
+  cpuMark(Infinity);
   await Promise.all(polls);
   clearInterval(progress);
   agent.destroy();
   markerAgent.destroy();
 
-  const cpu = (cpuEnd.user + cpuEnd.system - cpuStart.user - cpuStart.system) / 1e6;
+  const [c0, c1] = [cpuStart ?? process.cpuUsage(), cpuEnd ?? process.cpuUsage()];
+  const cpu = (c1.user + c1.system - c0.user - c0.system) / 1e6;
   return {
     windowS: spec.seconds,
     requestsOk,

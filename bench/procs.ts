@@ -1,6 +1,6 @@
 /** Child processes of the benchmark: faultline and the ceiling server pinned to core 0, the load generator to core 1. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
@@ -62,6 +62,13 @@ export async function startFaultline(dataDir: string, extraEnv: Record<string, s
       reject(new Error(`faultline exited with ${code} before listening:\n${log}`));
     });
   });
+  // Listening comes before the store is migrated; the load starts once /readyz says the store is ready.
+  for (const until = Date.now() + 60_000; ; ) {
+    const ok = await fetch(`http://127.0.0.1:${ports.http}/readyz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > until || proc.exitCode !== null) throw new Error(`faultline did not become ready in 60 s:\n${log}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     pid: proc.pid!,
     dataDir,
@@ -112,23 +119,44 @@ export function runLoadgen(spec: LoadSpec, onProgress: (t: number, items: number
   );
 }
 
-/** Samples a process's resident memory (VmRSS) and CPU time from /proc once a second. */
+/** Samples a process's resident memory (VmRSS, and RssAnon: without mapped files such as libchdb.so) and CPU time from /proc. */
 export class ProcSampler {
   private readonly rss: number[] = [];
+  private readonly anon: number[] = [];
   private timer?: NodeJS.Timeout;
   private cpu0 = 0;
   private t0 = 0;
-  private cpu1 = 0;
-  private t1 = 0;
+  private threads0 = new Map<string, number>();
   constructor(readonly pid: number) {}
 
-  private read(): { rssBytes: number; cpuS: number } | undefined {
+  /** CPU seconds per thread, keyed by thread name and id (main thread is "main"). */
+  private threadCpu(): Map<string, number> {
+    const out = new Map<string, number>();
+    try {
+      for (const tid of readdirSync(`/proc/${this.pid}/task`)) {
+        try {
+          const stat = readFileSync(`/proc/${this.pid}/task/${tid}/stat`, 'utf8');
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          const comm = tid === String(this.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+          out.set(`${comm}\u0000${tid}`, (Number(fields[11]) + Number(fields[12])) / 100);
+        } catch {
+          // the thread ended meanwhile
+        }
+      }
+    } catch {
+      // the process ended
+    }
+    return out;
+  }
+
+  read(): { rssBytes: number; anonBytes: number; cpuS: number } | undefined {
     try {
       const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
       const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
       // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
-      return { rssBytes: Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024, cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+      return { rssBytes: kb('VmRSS'), anonBytes: kb('RssAnon'), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
     } catch {
       return undefined;
     }
@@ -139,22 +167,33 @@ export class ProcSampler {
   /** Starts the window: RSS samples and CPU time are counted from now. */
   start(): void {
     this.cpu0 = this.read()?.cpuS ?? 0;
+    this.threads0 = this.threadCpu();
     this.t0 = performance.now();
     this.timer = setInterval(() => {
       const s = this.read();
-      if (s) this.rss.push(s.rssBytes);
+      if (s) [this.rss.push(s.rssBytes), this.anon.push(s.anonBytes)];
     }, 1000);
   }
-  stop(): { maxBytes: number; meanBytes: number; samples: number; cpuUtil: number } {
+  stop(): { maxBytes: number; meanBytes: number; anonMaxBytes: number; anonMeanBytes: number; samples: number; cpuUtil: number; threads: Record<string, number> } {
     clearInterval(this.timer);
-    this.cpu1 = this.read()?.cpuS ?? this.cpu0;
-    this.t1 = performance.now();
-    const n = this.rss.length;
+    const cpu1 = this.read()?.cpuS ?? this.cpu0;
+    const wall = (performance.now() - this.t0) / 1000;
+    // Share of one core per thread name (threads of one name summed: ClickHouse pools, libuv, V8 workers).
+    const threads: Record<string, number> = {};
+    for (const [key, s1] of this.threadCpu()) {
+      const name = key.split('\u0000')[0];
+      threads[name] = (threads[name] ?? 0) + (s1 - (this.threads0.get(key) ?? 0)) / wall;
+    }
+    const max = (l: number[]) => (l.length ? Math.max(...l) : 0);
+    const mean = (l: number[]) => (l.length ? l.reduce((a, b) => a + b, 0) / l.length : 0);
     return {
-      maxBytes: n ? Math.max(...this.rss) : 0,
-      meanBytes: n ? this.rss.reduce((a, b) => a + b, 0) / n : 0,
-      samples: n,
-      cpuUtil: (this.cpu1 - this.cpu0) / ((this.t1 - this.t0) / 1000),
+      maxBytes: max(this.rss),
+      meanBytes: mean(this.rss),
+      anonMaxBytes: max(this.anon),
+      anonMeanBytes: mean(this.anon),
+      samples: this.rss.length,
+      cpuUtil: (cpu1 - this.cpu0) / wall,
+      threads,
     };
   }
 }
