@@ -5,7 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import { createApp } from './api/app.js';
 import { apiRoutes } from './api/routes.js';
 import { faultRoutes } from './api/faults.js';
-import { DEFAULT_DETECTOR, Detector, restoreDetector, type PhiOptions } from './detect/index.js';
+import { checkRoutes } from './api/checks.js';
+import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
+import { CheckMonitor } from './detect/checks.js';
+import { restoreChecks } from './detect/check-store.js';
 import { FaultReader, FaultWriter } from './faults/index.js';
 import { RulesManager } from './rules/index.js';
 import type { Config } from './config/index.js';
@@ -40,7 +43,9 @@ export class FaultlineServer {
   private grpc?: OtlpGrpcServer;
   private rules?: RulesManager;
   private detector?: Detector;
+  private checkMonitor?: CheckMonitor;
   private faultWriter?: FaultWriter;
+  private monitorTimer?: NodeJS.Timeout;
   private stopped?: Promise<void>;
   readonly registry = new Registry();
 
@@ -55,6 +60,7 @@ export class FaultlineServer {
     // Rules are checked before anything listens: a broken rules file stops start-up like a broken config.
     const rules = (this.rules = new RulesManager(config.rules.file, log));
     log.info('rules loaded', { version: rules.current.version, rules: rules.current.rules.length, file: config.rules.file });
+    if (config.rules.watch) rules.watch();
     const store = (this.store = await openStore(config));
     log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
 
@@ -78,7 +84,30 @@ export class FaultlineServer {
     const pipeline = new IngestPipeline(writer, metrics, config);
     const faultWriter = (this.faultWriter = new FaultWriter(store, log));
     const detector = (this.detector = this.createDetector(faultWriter, rules));
-    pipeline.onDurable = (tables, at) => detector.observe(tables, at);
+    const { error_rate: er, resource: rs } = config.detection;
+    const checkMonitor = (this.checkMonitor = new CheckMonitor(detector, config.checks, log));
+    const errorRates = new ErrorRateMonitor(detector, {
+      ...DEFAULT_ERROR_RATE,
+      bucketMs: er.bucket_ms,
+      windowBuckets: er.window_buckets,
+      minSpans: er.min_spans,
+      minErrors: er.min_errors,
+      factor: er.factor,
+      minIncrease: er.min_increase,
+    });
+    const resources = new ResourceMonitor(detector, {
+      lookbackMs: rs.lookback_ms,
+      minSamples: rs.min_samples,
+      horizonMs: rs.horizon_ms,
+      minRatio: rs.min_ratio,
+      minFit: rs.min_fit,
+      refuteAfterMs: rs.refute_after_ms,
+    });
+    pipeline.onDurable = (tables, at) => {
+      detector.observe(tables, at);
+      errorRates.observe(tables, at);
+      checkMonitor.observe(tables);
+    };
     const checks = new CheckRegistry(pipeline, config);
 
     const appOpts = {
@@ -91,6 +120,7 @@ export class FaultlineServer {
     apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
     faultRoutes(api, { store, rules });
     pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
+    checkRoutes(api, { store, registry: checks, monitor: checkMonitor });
     const otlp = createApp(appOpts);
     otlpHttpRoutes(otlp, pipeline);
     this.apps = [api, otlp];
@@ -106,7 +136,13 @@ export class FaultlineServer {
         writer.storeIsReady();
         await restoreDetector(detector, store, new FaultReader(store), rules.current, log);
         detector.start();
-        if (config.rules.watch) rules.watch();
+        await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
+        checkMonitor.start();
+        this.monitorTimer = setInterval(() => {
+          errorRates.tick();
+          resources.tick();
+        }, 1000);
+        this.monitorTimer.unref();
       },
       () => undefined,
     );
@@ -186,6 +222,8 @@ export class FaultlineServer {
     // A store still being prepared gets its chance to take the backlog (an unreachable one fails fast).
     await this.preparing?.catch((err) => this.log.error('detection could not start', { error: err }));
     this.rules?.close();
+    clearInterval(this.monitorTimer);
+    this.checkMonitor?.shutdown();
     this.detector?.shutdown();
     if (this.writer) {
       const { leftBytes } = await this.writer.shutdown();

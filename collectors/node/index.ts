@@ -14,13 +14,13 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import { SpanStatusCode } from '@opentelemetry/api';
+import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 
 export interface CollectorOptions {
   service?: string;
@@ -38,6 +38,8 @@ export interface CollectorOptions {
 export interface Collector {
   /** Sends one heartbeat now. */
   heartbeat(): void;
+  /** A tracer exporting to faultline, for the application's own spans. */
+  tracer: Tracer;
   shutdown(): Promise<void>;
 }
 
@@ -79,7 +81,7 @@ export function start(opts: CollectorOptions = {}): Collector {
   const reportExit = opts.reportExit ?? process.env.FAULTLINE_SUPERVISED !== '1';
 
   const logs = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `${endpoint}/v1/logs` }) })] });
-  const traces = new BasicTracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }))] });
+  const traces = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }), { scheduledDelayMillis: 500 })] });
   const logger = logs.getLogger('faultline.collector');
   const tracer = traces.getTracer('faultline.collector');
   const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -164,6 +166,7 @@ export function start(opts: CollectorOptions = {}): Collector {
 
   return {
     heartbeat,
+    tracer,
     shutdown: async () => {
       clearInterval(timer);
       loop.disable();

@@ -72,11 +72,14 @@ export function toFaultlineError(err: unknown): FaultlineError {
       return new FaultlineError('bad_request', 400, e.message ?? 'bad request');
   }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new FaultlineError('bad_request', e.statusCode, e.message ?? 'bad request');
-  return new FaultlineError('internal', 500, 'internal error; see the faultline log');
+  const internal = new FaultlineError('internal', 500, 'internal error; see the faultline log');
+  internal.cause = err;
+  return internal;
 }
 
 function sendError(req: FastifyRequest, reply: FastifyReply, err: FaultlineError, opts: AppOptions): FastifyReply {
-  if (err.status >= 500 && err.code === 'internal') opts.log.error('request failed', { method: req.method, url: req.url, error: err.cause ?? err });
+  if (err.status >= 500 && err.code === 'internal')
+    opts.log.error('request failed', { method: req.method, url: req.url, error: err.cause ?? err, stack: opts.log.level === 'debug' ? (err.cause as Error)?.stack : undefined });
   if (err.status >= 400 && err.status < 500 && err.status !== 429 && err.status !== 404)
     opts.metrics.badRequests.inc({ endpoint: routeLabel(req), code: err.code });
   if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));

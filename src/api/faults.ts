@@ -148,7 +148,7 @@ async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, u
   for (const ref of f.evidence.slice(0, 20)) {
     if (ref.type === 'exit') {
       const rows = await store.query(
-        `SELECT toString(ts) AS ts, service, instance, version, host, pid, exit_code, signal, reason, intended, exception_type,
+        `SELECT toString(ts) AS time, service, instance, version, host, pid, exit_code, signal, reason, intended, exception_type,
                 exception_message, exception_stacktrace, stderr_tail, runtime_ms, max_rss_bytes
          FROM ${db}.exits WHERE service = {s:String} AND instance = {i:String} AND toUnixTimestamp64Milli(ts) = {at:Int64} LIMIT 1`,
         { s: ref.service, i: ref.instance, at: Date.parse(ref.at) },
@@ -156,7 +156,7 @@ async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, u
       out.push({ ref, record: rows[0] ?? null });
     } else if (ref.type === 'heartbeats') {
       const rows = await store.query(
-        `SELECT toString(ts) AS ts, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
+        `SELECT toString(ts) AS time, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
          FROM ${db}.heartbeats WHERE service = {s:String} AND instance = {i:String}
            AND ts BETWEEN parseDateTime64BestEffort({from:String}, 3) AND parseDateTime64BestEffort({to:String}, 3)
          ORDER BY ts LIMIT 500`,
@@ -165,7 +165,7 @@ async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, u
       out.push({ ref, records: rows });
     } else if (ref.type === 'exception') {
       const rows = await store.query(
-        `SELECT toString(ts) AS ts, source, exception_type, message, stacktrace, trace_id, span_id, span_name
+        `SELECT toString(ts) AS time, source, exception_type, message, stacktrace, trace_id, span_id, span_name
          FROM ${db}.exceptions WHERE service = {s:String} AND trace_id = {t:String} AND span_id = {sp:String} LIMIT 1`,
         { s: ref.service, t: ref.trace_id ?? '', sp: ref.span_id ?? '' },
       );

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { cronProblem, zoneProblem } from '../detect/schedule.js';
+import { DurationSchema } from './duration.js';
 
 const port = z.number().int().min(0).max(65535);
 const bytes = z.number().int().positive();
@@ -60,12 +62,37 @@ export const WriterSchema = z
   })
   .strict();
 
+/**
+ * A cron or batch job watched by pings. Its schedule is `period` (each run due that long after the last
+ * ping) or `cron` + `tz` (each run due at the next matching time); either way a run is missed only after
+ * `grace` more. A check with neither is never missed, but its failures and overlong runs still count.
+ */
 export const CheckSchema = z
   .object({
     slug: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,127}$/, 'a slug: lower-case letters, digits, "-", "_", "."'),
     name: z.string().optional(),
+    period: DurationSchema.refine((ms) => ms >= 1000, 'a period of at least 1s').optional(),
+    /** 5 fields: minute hour day-of-month month day-of-week (ranges, lists, steps, names). */
+    cron: z.string().optional(),
+    /** IANA time zone the cron expression is read in; UTC when absent. */
+    tz: z.string().optional(),
+    grace: DurationSchema.prefault('5m'),
+    /** A run still unfinished this long after its /start ping ran too long. */
+    max_runtime: DurationSchema.prefault('1h'),
+    /** Paused checks never raise faults (the API can pause and resume too). */
+    paused: z.boolean().default(false),
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const issue = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
+    if (c.period !== undefined && c.cron !== undefined) issue('cron', 'give either period or cron, not both');
+    if (c.tz !== undefined && c.cron === undefined) issue('tz', 'tz applies to a cron schedule only');
+    const cronError = c.cron === undefined ? undefined : cronProblem(c.cron);
+    if (cronError) issue('cron', cronError);
+    const tzError = c.tz === undefined ? undefined : zoneProblem(c.tz);
+    if (tzError) issue('tz', tzError);
+  });
+export type CheckConfig = z.infer<typeof CheckSchema>;
 
 export const PingSchema = z
   .object({
@@ -104,9 +131,35 @@ export const PhiSchema = z
   })
   .strict();
 
+/** error_spike / dependency detection: error-span rate per service against its own baseline. */
+export const ErrorRateSchema = z
+  .object({
+    bucket_ms: z.number().int().min(100).default(5000),
+    window_buckets: z.number().int().min(1).max(60).default(3),
+    min_spans: z.number().int().min(1).default(20),
+    min_errors: z.number().int().min(1).default(10),
+    factor: z.number().min(1).default(4),
+    min_increase: z.number().min(0).max(1).default(0.2),
+  })
+  .strict();
+
+/** resource_exhaustion prediction (the metering supervisor). */
+export const ResourceSchema = z
+  .object({
+    lookback_ms: duration.default(120_000),
+    min_samples: z.number().int().min(3).default(6),
+    horizon_ms: duration.default(600_000),
+    min_ratio: z.number().min(0).max(1).default(0.5),
+    min_fit: z.number().min(0).max(1).default(0.8),
+    refute_after_ms: duration.default(120_000),
+  })
+  .strict();
+
 export const DetectionSchema = z
   .object({
     phi: PhiSchema.prefault({}),
+    error_rate: ErrorRateSchema.prefault({}),
+    resource: ResourceSchema.prefault({}),
     services: z.record(z.string(), PhiSchema.partial().strict()).default({}),
     /** When this share of all targets, on several hosts, falls silent at once, faultline suspects itself first. */
     mass_silence_ratio: z.number().min(0).max(1).default(0.5),

@@ -81,6 +81,8 @@ export class Detector {
   private suppressUntil = 0;
   private massSilenceSince = 0;
   droppedBatches = 0;
+  /** Monitors that react to faults opened elsewhere (a predicted exhaustion confirmed by an OOM, ...). */
+  readonly openedListeners: ((f: Fault) => void)[] = [];
   private ready = false;
   private readonly now: () => number;
 
@@ -293,6 +295,7 @@ export class Detector {
     this.knownIds.add(id);
     this.deps.writer.saveFault(fault, 'opened', fault.detectedAt);
     this.deps.opened.inc({ kind });
+    for (const listener of this.openedListeners) listener(fault);
     if (!this.knownSignatures.has(sig.fingerprint)) {
       this.knownSignatures.add(sig.fingerprint);
       this.deps.writer.saveSignature({
@@ -351,10 +354,12 @@ export class Detector {
     return fault;
   }
 
-  /** Resolves an open fault by id (a monitor saw its cause end). */
-  resolveById(id: string, at = this.now()): void {
+  /** Resolves an open fault by id (a monitor saw its cause end); `note` is appended to its explanation. */
+  resolveById(id: string, at = this.now(), note?: string): void {
     const f = this.open.get(id);
-    if (f) this.resolve(f, at);
+    if (!f) return;
+    if (note) f.explanation = `${f.explanation}. ${note}`;
+    this.resolve(f, at);
   }
 
   private resolve(f: Fault, at: number): void {

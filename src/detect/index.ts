@@ -1,3 +1,5 @@
 export { Detector, DEFAULT_DETECTOR, type DetectorOptions, type DetectorDeps } from './detector.js';
 export { restoreDetector } from './restore.js';
 export { DEFAULT_PHI, HeartbeatHistory, phi, type PhiOptions } from './phi.js';
+export { ErrorRateMonitor, DEFAULT_ERROR_RATE, type ErrorRateOptions } from './error-rate.js';
+export { ResourceMonitor, DEFAULT_RESOURCE, type ResourceOptions } from './resource.js';

@@ -6,6 +6,7 @@ export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
 export interface Logger {
+  readonly level: Level;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -26,6 +27,7 @@ export function createLogger(level: Level = 'info', write: (line: string) => voi
     write(`${new Date().toISOString()} ${lvl.toUpperCase().padEnd(5)} ${msg}${kv}\n`);
   };
   return {
+    level,
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DurationSchema } from '../config/duration.js';
 
 /** Fault kinds of DESIGN.md, plus `none`: a rule that decides "this is not a fault" (graceful exits, deploys). */
 export const FAULT_KINDS = [
@@ -79,22 +80,13 @@ export const ConditionSchema: z.ZodType<Condition> = z.lazy(() =>
   ]),
 );
 
-/** Durations as people write them: 500ms, 30s, 5m, 1h. */
-export const DurationSchema = z
-  .string()
-  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'a duration like 500ms, 30s, 5m, 1h')
-  .transform((s) => {
-    const [, n, unit] = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(s)!;
-    return Number(n) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms'];
-  });
-
 export const RuleSchema = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/, 'a rule id: lower-case letters, digits, "-", "_", "."'),
     description: z.string().optional(),
     on: TriggerSchema,
     /** The fault kind this rule produces; `none` marks the evidence as not a fault. */
-    kind: z.union([FaultKindSchema, z.literal('none')]),
+    kind: z.enum([...FAULT_KINDS, 'none']),
     /** Higher runs first; the first rule whose condition holds decides. */
     priority: z.number().int().default(0),
     enabled: z.boolean().default(true),

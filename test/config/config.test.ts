@@ -72,6 +72,21 @@ describe('configuration', () => {
     assert.match(errorOf(() => loadConfig({ file: path, env: {} })), /server\.otlp_http_port: port 4318 is already used by server\.http_port/);
   });
 
+  it('checks check schedules: a bad cron expression or time zone, period and cron together', () => {
+    const path = file(
+      'bad-cron.yaml',
+      'checks:\n  - slug: nightly-backup\n    cron: "61 2 * * *"\n    tz: Europe/Berlin\n  - slug: report\n    cron: "0 6 * * 1"\n    tz: Mars/Olympus_Mons\n  - slug: sync\n    period: 5m\n    cron: "*/5 * * * *"\n',
+    );
+    const message = errorOf(() => loadConfig({ file: path, env: {} }));
+    assert.match(message, /bad-cron\.yaml:3: checks\.0\.cron: invalid cron expression "61 2 \* \* \*": .*0-59/);
+    assert.match(message, /bad-cron\.yaml:7: checks\.1\.tz: unknown time zone "Mars\/Olympus_Mons"/);
+    assert.match(message, /checks\.2\.cron: give either period or cron, not both/);
+    const good = file('cron.yaml', 'checks:\n  - slug: nightly-backup\n    cron: "0 2 * * *"\n    tz: Europe/Berlin\n    grace: 5m\n  - slug: sync\n    period: 30s\n');
+    const [nightly, sync] = loadConfig({ file: good, env: {} }).config.checks;
+    assert.deepEqual(nightly, { slug: 'nightly-backup', cron: '0 2 * * *', tz: 'Europe/Berlin', grace: 300_000, max_runtime: 3_600_000, paused: false });
+    assert.equal(sync.period, 30_000);
+  });
+
   it('blames the environment variable when that is what is wrong', () => {
     assert.match(
       errorOf(() => loadConfig({ env: { FAULTLINE_OTLP_GRPC_PORT: '99999' } })),

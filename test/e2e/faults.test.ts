@@ -83,6 +83,16 @@ describe('fault identification with real processes', () => {
     assert.equal(f.kind, 'oom');
     assert.equal(f.rule.id, 'oom-killed');
     assert.match(f.explanation, /reports-1 \(v1\.4\.2\) ran out of JavaScript heap and aborted at .*Last stderr: ".*"/);
+    type Detail = { evidence_records: { ref: { type: string }; record?: Record<string, unknown>; records?: Record<string, unknown>[] }[] };
+    // The evidence reaches the store with the next batch (about a second after the fault).
+    const detail = await eventually(async () => {
+      const d = (await (await fetch(`${fl.http}/api/v1/faults/${f.id}`)).json()) as Detail;
+      return d.evidence_records.find((e) => e.ref.type === 'exit')?.record ? d : undefined;
+    }, 5000, 'the evidence records');
+    const exitRecord = detail.evidence_records.find((e) => e.ref.type === 'exit')!.record!;
+    assert.match(String(exitRecord.stderr_tail), /heap out of memory/, 'the exit record behind the fault');
+    const beats = detail.evidence_records.find((e) => e.ref.type === 'heartbeats')!.records!;
+    assert.ok(beats.length >= 2 && beats.every((b) => Number(b.rss_bytes) > 0), 'the memory series before the death');
   });
 
   it('hang: a busy loop stops the heartbeats without an exit, detected within seconds', async () => {

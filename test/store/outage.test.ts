@@ -5,18 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { eventually, queryStore, removeDir, startFaultline, tempDir } from '../support/faultline.js';
-
-/** A loopback port with nothing listening on it. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
+import { eventually, freePort, queryStore, removeDir, startFaultline, tempDir } from '../support/faultline.js';
 
 const body = (spanId: string) =>
   JSON.stringify({
@@ -45,7 +35,7 @@ describe('store outage', () => {
   after(() => removeDir(dataDir));
 
   it('sheds with 503 and Retry-After instead of crashing, and writes the backlog when a store is back', async () => {
-    const url = `http://127.0.0.1:${await closedPort()}`;
+    const url = `http://127.0.0.1:${await freePort()}`;
     const fl = await startFaultline({
       dataDir,
       env: { FAULTLINE_CLICKHOUSE_URL: url, FAULTLINE_MAX_WAL_BYTES: '30000', FAULTLINE_CLICKHOUSE_DATABASE: 'faultline' },

@@ -88,6 +88,27 @@ export async function queryStore<T = Record<string, unknown>>(dataDir: string, s
   }
 }
 
+/** Runs a statement (e.g. an INSERT) on the embedded store of a stopped faultline. */
+export async function execStore(dataDir: string, sql: string): Promise<void> {
+  const { createChdbConnection } = await import('chdb/connection');
+  const client = createClient({ connection: createChdbConnection({ path: join(dataDir, 'clickhouse') }) } as Parameters<typeof createClient>[0]);
+  try {
+    await client.command({ query: sql });
+  } finally {
+    await client.close();
+  }
+}
+
+/** A loopback port nothing listens on (free now; used for a peer that is down, or one to start later). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
 export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -57,7 +57,7 @@ export function supervise(
         ...(code !== null ? [attr('process.exit.code', code)] : []),
         ...(signal ? [attr('process.exit.signal', signal)] : []),
         attr('process.exit.reason', signal ? 'signal' : code === 0 ? 'graceful' : 'error'),
-        attr('process.stderr.tail', stderr.split('\n').slice(-20).join('\n')),
+        attr('process.stderr.tail', stderr.slice(-4000)),
         attr('process.runtime.ms', Date.now() - started),
       ];
       const body = {

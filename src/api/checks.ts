@@ -1,0 +1,85 @@
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { FaultlineError, badRequest, notFound } from '../errors.js';
+import { describeSchedule, type CheckMonitor, type CheckView } from '../detect/checks.js';
+import { savePause } from '../detect/check-store.js';
+import type { CheckRegistry } from '../ingest/ping/checks.js';
+import type { Store } from '../store/index.js';
+import { jsonBody, parse } from './faults.js';
+
+const SLUG = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+
+const PauseBody = z.object({ author: z.string().max(200).default('') }).strict();
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function checkView(slug: string, name: string, source: string, v: CheckView) {
+  const { spec } = v;
+  return {
+    slug,
+    name,
+    source,
+    schedule: {
+      text: describeSchedule(spec),
+      period_ms: spec.period ?? null,
+      cron: spec.cron ?? null,
+      tz: spec.cron !== undefined ? (spec.tz ?? 'UTC') : null,
+      grace_ms: spec.grace,
+      max_runtime_ms: spec.max_runtime,
+    },
+    state: v.state,
+    paused: v.paused && { by: v.paused.by, since: iso(v.paused.since) },
+    last_ping: v.lastPing && { at: iso(v.lastPing.at), kind: v.lastPing.kind, exit_code: v.lastPing.exitCode, rid: v.lastPing.rid || null },
+    last_success: iso(v.lastSuccess),
+    next_expected: iso(v.nextExpected),
+    deadline: iso(v.deadline),
+    running: v.running.map((r) => ({ rid: r.rid || null, started_at: iso(r.startedAt) })),
+  };
+}
+
+/**
+ * Checks: their schedule and state (up, late, down, running, paused), and pausing — a paused check never
+ * raises a fault. Pause state is kept in the store, so it survives restarts.
+ */
+export function checkRoutes(app: FastifyInstance, deps: { store: Store; registry: CheckRegistry; monitor: CheckMonitor }): void {
+  const known = (slug: string) => {
+    if (!SLUG.test(slug)) throw badRequest('bad_slug', `"${slug}" is not a valid check slug (lower-case letters, digits, "-", "_", ".")`);
+    const info = deps.registry.list().find((c) => c.slug === slug);
+    if (!info) throw notFound('check_not_found', `no check "${slug}"`);
+    return info;
+  };
+  const show = (slug: string) => {
+    const info = known(slug);
+    return checkView(info.slug, info.name, info.source, deps.monitor.view(slug));
+  };
+
+  app.get('/api/v1/checks', async () => ({
+    checks: deps.registry
+      .list()
+      .sort((a, b) => a.slug.localeCompare(b.slug))
+      .map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
+  }));
+
+  app.get<{ Params: { slug: string } }>('/api/v1/checks/:slug', async (req) => show(req.params.slug));
+
+  const setPaused = (paused: boolean) => async (req: { params: { slug: string }; body: unknown }) => {
+    const { slug } = req.params;
+    known(slug);
+    const body = parse(PauseBody, jsonBody(req.body), 'body');
+    const view = deps.monitor.view(slug);
+    if (!paused && view.paused?.by === 'config')
+      throw new FaultlineError('paused_by_config', 409, `check "${slug}" is paused in the config (checks[].paused: true); resume it there`);
+    if ((view.paused?.by === 'api') === paused) return show(slug);
+    const at = Date.now();
+    try {
+      await savePause(deps.store, slug, paused, at, body.author);
+    } catch {
+      throw new FaultlineError('store_unavailable', 503, `cannot record the ${paused ? 'pause' : 'resume'}: the store is not ready; retry`, 1);
+    }
+    if (paused) deps.monitor.pause(slug, at);
+    else deps.monitor.resume(slug, at);
+    return show(slug);
+  };
+  app.post<{ Params: { slug: string } }>('/api/v1/checks/:slug/pause', setPaused(true));
+  app.post<{ Params: { slug: string } }>('/api/v1/checks/:slug/resume', setPaused(false));
+}
