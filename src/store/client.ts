@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError, ClickHouseLogLevel, createClient, parseError, type ClickHouseClient } from '@clickhouse/client';
 import type { Config } from '../config/index.js';
 
 /**
@@ -14,8 +14,11 @@ export interface Store {
   /** Where the data lives, for logs: a folder or a URL without credentials. */
   readonly location: string;
   readonly database: string;
-  /** Appends JSONEachRow lines to a table. The token makes a repeated insert of the same batch a no-op. */
-  insertJsonLines(table: string, body: string, dedupToken: string): Promise<void>;
+  /**
+   * Appends JSONEachRow lines to a table. The token makes a repeated insert of the same batch a no-op.
+   * A Buffer body is handed to the engine as is (no copy into a JS string on the embedded engine).
+   */
+  insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string): Promise<void>;
   /** Runs a SELECT with `{name:Type}` parameters and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   /** Runs a statement without a result (DDL). */
@@ -47,8 +50,57 @@ export async function openStore(config: Config): Promise<Store> {
   mkdirSync(path, { recursive: true });
   // chdb is loaded only when used: a server deployment never maps the embedded engine.
   const { createChdbConnection } = await import('chdb/connection');
-  const client = createClient({ connection: createChdbConnection({ path }) } as Parameters<typeof createClient>[0]);
-  return new ClickHouseStore(client, 'embedded', path, store.database);
+  const connection = createChdbConnection({ path });
+  const client = createClient({ connection } as Parameters<typeof createClient>[0]);
+  return new ClickHouseStore(client, 'embedded', path, store.database, connection.chdb.rawInsert);
+}
+
+/** chDB's raw passthrough insert (`connection.chdb.rawInsert`): the Buffer goes to the engine without a copy. */
+type RawInsert = (params: {
+  table: string;
+  values: Buffer | Uint8Array | string;
+  format: 'JSONEachRow';
+  settings?: Record<string, string | number | boolean>;
+}) => Promise<unknown>;
+
+/**
+ * Settings of every insert into the embedded engine. faultline's budget is one core shared by ingest and the
+ * engine: parsing a batch on several threads (parallel parsing, one thread per part of the body) costs more
+ * CPU in thread hand-offs than it saves in latency there.
+ */
+const EMBEDDED_INSERT_SETTINGS = { async_insert: 0, input_format_parallel_parsing: 0, max_threads: 1 } as const;
+
+/**
+ * The names of ClickHouse error codes that mean "this data is refused" (the writer then sets the rows
+ * aside instead of retrying them forever). chDB's raw insert reports the code as a number, and its message
+ * does not always end with the `(NAME)` that @clickhouse/client's error parser needs.
+ */
+const DATA_ERROR_NAMES: Record<number, string> = {
+  6: 'CANNOT_PARSE_TEXT',
+  16: 'NO_SUCH_COLUMN_IN_TABLE',
+  26: 'CANNOT_PARSE_QUOTED_STRING',
+  27: 'CANNOT_PARSE_INPUT_ASSERTION_FAILED',
+  38: 'CANNOT_PARSE_DATE',
+  41: 'CANNOT_PARSE_DATETIME',
+  53: 'TYPE_MISMATCH',
+  60: 'UNKNOWN_TABLE',
+  62: 'SYNTAX_ERROR',
+  72: 'CANNOT_PARSE_NUMBER',
+  117: 'INCORRECT_DATA',
+};
+
+/** A chDB insert error in @clickhouse/client's shape (`code`, `type`), like every other store error. */
+function storeError(err: unknown): unknown {
+  const e = err as { clickhouseCode?: number; message?: string };
+  if (typeof e?.message !== 'string') return err;
+  const parsed = parseError(e.message);
+  if (parsed instanceof ClickHouseError && parsed.type) return parsed;
+  const code = e.clickhouseCode;
+  if (code === undefined) return err;
+  const type = DATA_ERROR_NAMES[code] ?? /\(([A-Z][A-Z0-9_]{2,})\)\s*$/.exec(e.message)?.[1];
+  const mapped = new ClickHouseError({ message: e.message, code: String(code), type: type ?? '' });
+  mapped.cause = err;
+  return mapped;
 }
 
 class ClickHouseStore implements Store {
@@ -58,12 +110,25 @@ class ClickHouseStore implements Store {
     readonly kind: 'embedded' | 'server',
     readonly location: string,
     readonly database: string,
+    private readonly rawInsert?: RawInsert,
   ) {}
 
-  async insertJsonLines(table: string, body: string, dedupToken: string): Promise<void> {
+  async insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string): Promise<void> {
+    if (this.rawInsert) {
+      // The embedded engine: the body goes in as bytes, the settings in the statement (not SET on the session).
+      await this.rawInsert({
+        table: `${this.database}.${table}`,
+        values: body,
+        format: 'JSONEachRow',
+        settings: { insert_deduplication_token: dedupToken, ...EMBEDDED_INSERT_SETTINGS },
+      }).catch((err: unknown) => {
+        throw storeError(err);
+      });
+      return;
+    }
     const result = await this.client.exec({
       query: `INSERT INTO ${this.database}.${table} FORMAT JSONEachRow`,
-      values: Readable.from([Buffer.from(body)]),
+      values: Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
       clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
     });
     result.stream.resume();

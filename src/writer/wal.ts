@@ -1,22 +1,40 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { open, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { TableName } from '../store/index.js';
+import { TABLES, type TableName } from '../store/index.js';
 
 /**
- * The write-ahead log: an acknowledged request's rows are appended to the open segment file before the
- * client hears "ok", so they survive `kill -9`. A segment is sealed after a batch worth of rows or about a
- * second, written to the store as one insert per table, then deleted. The segment's file name is the
- * insert's deduplication token, so writing a segment again after a crash stores its rows once.
+ * The write-ahead log: an acknowledged request's rows are appended to the open segment before the client
+ * hears "ok", so they survive `kill -9`. A segment is sealed after a batch worth of rows or about a second,
+ * written to the store as one insert per table, then deleted. The segment's name is the insert's
+ * deduplication token (`<segment>:<table>`), so writing a segment again after a crash stores its rows once.
  *
- * Line format: `<table>\t<JSONEachRow row>\n`. A torn last line (killed mid-write) was never acknowledged
- * and is dropped on read.
+ * A segment is one file per table, `<segment>.<table>.wal`, holding that table's JSONEachRow lines: the
+ * flush loop hands a file's bytes to the store as they are, without splitting or re-joining them. A torn
+ * last line (killed mid-write) was never acknowledged and is dropped on read.
+ *
+ * Segments written before per-table files (`<segment>.wal`, lines `<table>\t<JSONEachRow row>`) are still
+ * read, split per table, so that a WAL left by an older version is replayed with the same tokens.
  */
+
+export interface SegmentFile {
+  /** The table of a per-table file; undefined for a legacy file of `<table>\t<row>` lines. */
+  table?: TableName;
+  path: string;
+  bytes: number;
+}
 
 export interface SealedSegment {
   name: string;
-  path: string;
+  files: SegmentFile[];
   bytes: number;
+}
+
+/** One table's rows of a sealed segment, ready for the store. */
+export interface TableBody {
+  table: TableName;
+  body: Buffer;
+  rows: number;
 }
 
 interface Waiter {
@@ -24,42 +42,70 @@ interface Waiter {
   reject: (err: unknown) => void;
 }
 
+interface OpenFile {
+  path: string;
+  bytes: number;
+  fd?: FileHandle;
+}
+
+const NL = 0x0a;
+
 export class Segment {
   bytes = 0;
   rows = 0;
   readonly openedAt = Date.now();
-  private fd?: FileHandle;
-  private queue: string[] = [];
+  private readonly files = new Map<TableName, OpenFile>();
+  private queue = new Map<TableName, string[]>();
   private waiters: Waiter[] = [];
   private writing?: Promise<void>;
 
   constructor(
     readonly name: string,
-    readonly path: string,
+    private readonly dir: string,
     private readonly fsync: boolean,
   ) {}
 
-  /** Appends lines; resolves once they are in the file (and on disk, with fsync). Concurrent appends share one write. */
-  append(text: string, rows: number): Promise<void> {
-    this.bytes += Buffer.byteLength(text);
+  /**
+   * Appends each table's lines to its file; resolves once all are in the files (and on disk, with fsync).
+   * Concurrent appends share one write per file.
+   */
+  append(parts: Map<TableName, string>, rows: number): Promise<void> {
     this.rows += rows;
     return new Promise((resolve, reject) => {
-      this.queue.push(text);
+      for (const [table, text] of parts) {
+        this.bytes += Buffer.byteLength(text);
+        const q = this.queue.get(table);
+        if (q) q.push(text);
+        else this.queue.set(table, [text]);
+      }
       this.waiters.push({ resolve, reject });
       this.writing ??= this.drain();
     });
   }
 
+  private file(table: TableName): OpenFile {
+    let f = this.files.get(table);
+    if (!f) this.files.set(table, (f = { path: join(this.dir, `${this.name}.${table}.wal`), bytes: 0 }));
+    return f;
+  }
+
+  private async writeTable(table: TableName, texts: string[]): Promise<void> {
+    const f = this.file(table);
+    f.fd ??= await open(f.path, 'a');
+    const buf = Buffer.from(texts.length === 1 ? texts[0] : texts.join(''));
+    for (let off = 0; off < buf.length; ) off += (await f.fd.write(buf, off)).bytesWritten;
+    f.bytes += buf.length;
+    if (this.fsync) await f.fd.datasync();
+  }
+
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const text = this.queue.join('');
+    while (this.waiters.length > 0) {
+      const queue = this.queue;
       const waiters = this.waiters;
-      this.queue = [];
+      this.queue = new Map();
       this.waiters = [];
       try {
-        this.fd ??= await open(this.path, 'a');
-        await this.fd.write(text);
-        if (this.fsync) await this.fd.datasync();
+        await Promise.all([...queue].map(([table, texts]) => this.writeTable(table, texts)));
         for (const w of waiters) w.resolve();
       } catch (err) {
         for (const w of waiters) w.reject(err);
@@ -68,12 +114,17 @@ export class Segment {
     this.writing = undefined;
   }
 
-  /** Waits for pending appends and closes the file; the segment is then immutable. */
+  /** Waits for pending appends and closes the files; the segment is then immutable. */
   async seal(): Promise<SealedSegment> {
     while (this.writing) await this.writing;
-    await this.fd?.close();
-    this.fd = undefined;
-    return { name: this.name, path: this.path, bytes: this.bytes };
+    const files: SegmentFile[] = [];
+    for (const [table, f] of this.files) {
+      if (!f.fd) continue;
+      await f.fd.close();
+      f.fd = undefined;
+      files.push({ table, path: f.path, bytes: f.bytes });
+    }
+    return { name: this.name, files, bytes: this.bytes };
   }
 }
 
@@ -92,21 +143,34 @@ export class WalDir {
 
   newSegment(): Segment {
     const name = `${this.prefix}${String(++this.seq).padStart(8, '0')}`;
-    return new Segment(name, join(this.dir, `${name}.wal`), this.fsync);
+    return new Segment(name, this.dir, this.fsync);
   }
 
   /** Segments left by an earlier run (crash or store outage), oldest first: they are written before new ones. */
   leftover(): SealedSegment[] {
-    return readdirSync(this.dir)
-      .filter((f) => f.endsWith('.wal'))
-      .sort()
-      .map((f) => ({ name: f.slice(0, -4), path: join(this.dir, f), bytes: statSync(join(this.dir, f)).size }));
+    const segments = new Map<string, SealedSegment>();
+    for (const f of readdirSync(this.dir)) {
+      if (!f.endsWith('.wal')) continue;
+      const base = f.slice(0, -4);
+      const dot = base.indexOf('.');
+      const name = dot < 0 ? base : base.slice(0, dot);
+      const path = join(this.dir, f);
+      const bytes = statSync(path).size;
+      let seg = segments.get(name);
+      if (!seg) segments.set(name, (seg = { name, files: [], bytes: 0 }));
+      seg.files.push({ table: dot < 0 ? undefined : (base.slice(dot + 1) as TableName), path, bytes });
+      seg.bytes += bytes;
+    }
+    return [...segments.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
+  /** Deletes a written segment's files (a file already gone is fine: deleting is retried after a crash). */
   async remove(seg: SealedSegment): Promise<void> {
-    await unlink(seg.path).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    for (const f of seg.files) {
+      await unlink(f.path).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
   }
 
   /** Keeps rows the store refuses for good, with the reason, for a person to inspect; never deleted silently. */
@@ -117,9 +181,35 @@ export class WalDir {
   }
 }
 
-/** Reads a sealed segment back as JSONEachRow bodies per table. */
-export async function readSegment(seg: SealedSegment): Promise<Map<TableName, { body: string; rows: number }>> {
-  const text = await readFile(seg.path, 'utf8');
+/** Whole lines of a file: up to and including its last newline (a torn last line is dropped). */
+function wholeLines(buf: Buffer): { body: Buffer; rows: number } {
+  const end = buf.lastIndexOf(NL) + 1;
+  let rows = 0;
+  for (let i = buf.indexOf(NL); i >= 0 && i < end; i = buf.indexOf(NL, i + 1)) rows++;
+  return { body: end === buf.length ? buf : buf.subarray(0, end), rows };
+}
+
+/** Reads a sealed segment back as one JSONEachRow body per table, in the order the tables are written. */
+export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
+  const out: TableBody[] = [];
+  for (const f of seg.files) {
+    if (f.table === undefined) {
+      out.push(...(await readLegacy(f.path)));
+      continue;
+    }
+    const { body, rows } = wholeLines(await readFile(f.path));
+    if (rows > 0) out.push({ table: f.table, body, rows });
+  }
+  const order = (t: TableName) => {
+    const i = TABLES.indexOf(t);
+    return i < 0 ? TABLES.length : i;
+  };
+  return out.sort((a, b) => order(a.table) - order(b.table));
+}
+
+/** A segment file of the older format: `<table>\t<row>` lines, split per table. */
+async function readLegacy(path: string): Promise<TableBody[]> {
+  const text = await readFile(path, 'utf8');
   const end = text.lastIndexOf('\n');
   const byTable = new Map<TableName, string[]>();
   let pos = 0;
@@ -134,7 +224,5 @@ export async function readSegment(seg: SealedSegment): Promise<Map<TableName, { 
     }
     pos = nl + 1;
   }
-  const out = new Map<TableName, { body: string; rows: number }>();
-  for (const [table, lines] of byTable) out.set(table, { body: lines.join(''), rows: lines.length });
-  return out;
+  return [...byTable].map(([table, lines]) => ({ table, body: Buffer.from(lines.join('')), rows: lines.length }));
 }

@@ -1,7 +1,7 @@
 import { FaultlineError, isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
-import { TABLES, type Store, type TableName } from '../store/index.js';
+import type { Store, TableName } from '../store/index.js';
 import { WalDir, readSegment, type SealedSegment, type Segment } from './wal.js';
 
 export interface WriterOptions {
@@ -87,15 +87,18 @@ export class Writer {
 
   /** Appends rows (per table) durably; resolves when they survive a crash of this process. */
   async write(tables: Map<TableName, object[]>): Promise<void> {
-    let text = '';
+    const parts = new Map<TableName, string>();
     let rows = 0;
     for (const [table, list] of tables) {
-      for (const row of list) text += `${table}\t${JSON.stringify(row)}\n`;
+      if (list.length === 0) continue;
+      let text = '';
+      for (const row of list) text += `${JSON.stringify(row)}\n`;
+      parts.set(table, text);
       rows += list.length;
     }
     if (rows === 0) return;
     const seg = (this.active ??= this.wal.newSegment());
-    const appended = seg.append(text, rows);
+    const appended = seg.append(parts, rows);
     if (seg.rows >= this.opts.batchRows) this.seal();
     await appended;
   }
@@ -170,10 +173,8 @@ export class Writer {
 
   private async writeSegment(seg: SealedSegment): Promise<void> {
     const started = performance.now();
-    const tables = await readSegment(seg);
-    for (const table of TABLES) {
-      const part = tables.get(table);
-      if (!part) continue;
+    for (const part of await readSegment(seg)) {
+      const table = part.table;
       try {
         await this.store.insertJsonLines(table, part.body, `${seg.name}:${table}`);
         this.metrics.written.inc({ table }, part.rows);
@@ -190,8 +191,8 @@ export class Writer {
    * The store refused a batch as malformed: write its rows one by one so that one bad row costs only
    * itself. Refused rows go to `wal/rejected/` with the store's reason, never silently dropped.
    */
-  private async writeRowByRow(seg: SealedSegment, table: TableName, body: string, cause: unknown): Promise<void> {
-    const lines = body.split('\n').filter((l) => l.length > 0);
+  private async writeRowByRow(seg: SealedSegment, table: TableName, body: Buffer, cause: unknown): Promise<void> {
+    const lines = body.toString('utf8').split('\n').filter((l) => l.length > 0);
     const refused: string[] = [];
     let reason = String((cause as Error).message ?? cause);
     for (let i = 0; i < lines.length; i++) {
