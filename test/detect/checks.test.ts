@@ -151,4 +151,15 @@ describe('check monitor', () => {
     lost.advance(500);
     assert.deepEqual(lost.opened().map((f) => f.id).sort(), first.opened().map((f) => f.id).sort());
   });
+
+  it('a rebuild does not raise a failure that came while the check was paused', () => {
+    const { monitor, advance, opened } = setup([{ slug: 'backup' }]);
+    monitor.replay({ check: 'backup', at: T0 - 60_000, kind: 'fail', exitCode: null, rid: '', body: '' });
+    monitor.pause('backup', T0 - 120_000);
+    monitor.resume('backup', T0 - 30_000);
+    monitor.settle();
+    monitor.start(1e9);
+    advance(1000);
+    assert.deepEqual(opened(), []);
+  });
 });
