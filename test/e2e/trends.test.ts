@@ -75,4 +75,13 @@ describe('trends and dependencies', () => {
     assert.deepEqual(await faults('service=checkout&kind=error_spike'), [], 'not also an error spike');
     caller.proc.kill('SIGKILL');
   });
+
+  it('error_spike: a service whose calls start failing, with no fault behind them, is a spike of its own', async () => {
+    const caller = supervise(fl.otlpHttp, { service: 'search', instance: 'search-1' }, { APP_MODE: 'caller', APP_PEER: 'ghost', APP_PEER_URL: `http://127.0.0.1:${await freePort()}/q` });
+    procs.push(caller.proc);
+    const spike = await waitFor('service=search&kind=error_spike', 'an error spike');
+    assert.match(spike.explanation, /100% of search's spans failed in the last [\d.]+ s \(\d+ of \d+; its usual rate is 0%\), e\.g\. "POST \/charge": .*; \d+ were calls to ghost/);
+    assert.equal(spike.caused_by, null);
+    caller.proc.kill('SIGKILL');
+  });
 });
