@@ -163,6 +163,13 @@ async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, u
         { s: ref.service, i: ref.instance, from: ref.at, to: ref.until ?? ref.at },
       );
       out.push({ ref, records: rows });
+    } else if (ref.type === 'ping' && ref.check) {
+      const rows = await store.query(
+        `SELECT toString(ts) AS time, check, kind, exit_code, rid, method, body, body_bytes, body_truncated
+         FROM ${db}.pings WHERE check = {c:String} AND ts = parseDateTime64BestEffort({at:String}, 3) LIMIT 1`,
+        { c: ref.check, at: ref.at },
+      );
+      out.push({ ref, record: rows[0] ?? null });
     } else if (ref.type === 'exception') {
       const rows = await store.query(
         `SELECT toString(ts) AS time, source, exception_type, message, stacktrace, trace_id, span_id, span_name

@@ -302,18 +302,12 @@ export class CheckMonitor {
         ...detail,
       },
     };
-    // EvidenceRef (faults/model.ts) has no `ping` type yet; the refs are stored and shown as they are.
-    const refs = evidence.map((e) => ({ ...e, check: slug })) as unknown as EvidenceRef[];
+    const refs: EvidenceRef[] = evidence.map((e) => ({ ...e, check: slug }));
     this.detector.raise(id, 'check', facts, refs, { service: '', instance: '', host: '', version: '', startedAt, check: slug });
   }
 }
 
-interface PingRef {
-  type: 'ping';
-  at: string;
-  detail: string;
-  rid?: string;
-}
+type PingRef = EvidenceRef & { type: 'ping' };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -24,6 +24,27 @@ export interface DetectorOptions {
   maxQueue: number;
 }
 
+/** How long a raised fault's id is remembered (open faults are remembered while open). */
+const KNOWN_IDS_FOR_MS = 2 * 3_600_000;
+
+/** A set of ids that forgets each one some time after it was added (bounded memory in a long run). */
+export class RecentIds {
+  private readonly added = new Map<string, number>();
+  constructor(private readonly keepMs: number) {}
+  add(id: string, at = Date.now()): void {
+    this.added.set(id, at);
+  }
+  has(id: string): boolean {
+    return this.added.has(id);
+  }
+  prune(now: number): void {
+    for (const [id, at] of this.added) if (now - at > this.keepMs) this.added.delete(id);
+  }
+}
+
+/** Targets not heard from for this long, with nothing open, are forgotten. */
+const EVICT_AFTER_MS = 3_600_000;
+
 export const DEFAULT_DETECTOR: DetectorOptions = {
   phi: DEFAULT_PHI,
   tickMs: 250,
@@ -69,7 +90,8 @@ export class Detector {
   readonly open = new Map<string, Fault>();
   private readonly openByTarget = new Map<string, Set<string>>();
   private readonly openByHost = new Map<string, string>();
-  readonly knownIds = new Set<string>();
+  /** Ids of faults raised recently (or open): the same evidence never opens a second fault. */
+  readonly knownIds = new RecentIds(KNOWN_IDS_FOR_MS);
   private readonly knownSignatures = new Set<string>();
   private readonly abnormalExits = new Map<string, number[]>();
   private pending: PendingExit[] = [];
@@ -309,7 +331,15 @@ export class Detector {
         firstSeen: where.startedAt,
       });
     }
-    this.deps.log.info('fault opened', { kind, service: where.service, instance: where.instance || undefined, host: where.host || undefined, id, rule: decision.ruleId });
+    this.deps.log.info('fault opened', {
+      kind,
+      service: where.service || undefined,
+      instance: where.instance || undefined,
+      host: where.host || undefined,
+      check: extra.check || undefined,
+      id,
+      rule: decision.ruleId,
+    });
     return fault;
   }
 
@@ -345,7 +375,7 @@ export class Detector {
     evidence: EvidenceRef[],
     where: { service: string; instance: string; host: string; version: string; startedAt: number; check?: string; causedBy?: string },
   ): Fault | undefined {
-    if (this.knownIds.has(id)) return undefined;
+    if (this.knownIds.has(id) || this.open.has(id)) return undefined;
     const rules = this.deps.rules();
     const decision = rules.decide(trigger, facts);
     if (!decision || decision.kind === 'none') return undefined;
@@ -408,6 +438,10 @@ export class Detector {
     this.decideDueExits(now);
     if (now >= this.suppressUntil) this.judgeSilences(now);
     this.calmCrashLoops(now);
+    if (now - this.lastEviction > 60_000) {
+      this.evictGone(now);
+      this.knownIds.prune(now);
+    }
   }
 
   private decideDueExits(now: number): void {
@@ -454,7 +488,8 @@ export class Detector {
   }
 
   private judgeHost(host: string, silent: TargetState[], now: number): void {
-    const onHost = [...this.targets.values()].filter((t) => t.info.host === host && t.status !== 'exited');
+    // Only heartbeating targets count: one that sends spans alone cannot be judged silent.
+    const onHost = [...this.targets.values()].filter((t) => t.info.host === host && t.status !== 'exited' && t.hb.lastArrival > 0);
     const allSilent = host !== '' && onHost.length >= 2 && onHost.every((t) => t.status === 'silent' || silent.includes(t));
     if (allSilent) return this.decideHostSilence(host, onHost, now);
     const threshold = this.opts.phi.threshold;
@@ -496,6 +531,22 @@ export class Detector {
     if (!decision || decision.kind === 'none') return;
     const evidence = targets.flatMap((t) => heartbeatRef(t, t.hb.last - rules.settings.window, t.hb.last));
     this.openFault(id, decision, facts, evidence, rules, { service: '', instance: '', host, version: '', startedAt: last });
+  }
+
+  private lastEviction = 0;
+
+  /**
+   * Forgets targets gone for an hour (exited, silent, or never heartbeating) with no open fault, so that
+   * instance churn (new pod names on every deploy) does not grow detection state without bound.
+   */
+  private evictGone(now: number): void {
+    this.lastEviction = now;
+    for (const [key, t] of this.targets) {
+      const last = Math.max(t.hb.lastArrival, t.firstSeen, t.lastSeen);
+      if (now - last < EVICT_AFTER_MS || (this.openByTarget.get(key)?.size ?? 0) > 0) continue;
+      this.targets.delete(key);
+      this.openByTarget.delete(key);
+    }
   }
 
   private calmCrashLoops(now: number): void {

@@ -21,7 +21,10 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
   const db = store.database;
   const now = Date.now();
   const open = await reader.open();
-  open.forEach((f) => d.track(f));
+  open.forEach((f) => {
+    d.track(f);
+    d.knownIds.add(f.id);
+  });
   // Exits folded into an open crash loop are part of it already.
   for (const f of open)
     for (const ev of f.evidence)

@@ -3,7 +3,7 @@ import type { FaultKind } from '../rules/index.js';
 
 /** A reference to a piece of stored evidence that proves a fault (a person can look each one up). */
 export interface EvidenceRef {
-  type: 'exit' | 'heartbeats' | 'exception' | 'target';
+  type: 'exit' | 'heartbeats' | 'exception' | 'target' | 'ping';
   /** ISO time of the evidence (or of the first of a range). */
   at: string;
   /** End of a range (heartbeats). */
@@ -15,6 +15,9 @@ export interface EvidenceRef {
   trace_id?: string;
   span_id?: string;
   detail?: string;
+  /** Ping evidence: the check and the run id. */
+  check?: string;
+  rid?: string;
 }
 
 /** One identified failure of one target (or host, or service). */
