@@ -11,6 +11,7 @@ import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
 import { FaultReader, FaultWriter } from './faults/index.js';
 import { RulesManager } from './rules/index.js';
+import { Escalator, Silences, escalationRoutes, type EventSink } from './escalate/index.js';
 import type { Config } from './config/index.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
@@ -46,6 +47,9 @@ export class FaultlineServer {
   private checkMonitor?: CheckMonitor;
   private faultWriter?: FaultWriter;
   private monitorTimer?: NodeJS.Timeout;
+  escalator?: Escalator;
+  /** Where escalation's events go (the webhook deliverer, once configured). */
+  deliverer?: EventSink;
   private stopped?: Promise<void>;
   readonly registry = new Registry();
 
@@ -119,6 +123,8 @@ export class FaultlineServer {
     const api = createApp(appOpts);
     apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
     faultRoutes(api, { store, rules });
+    const silences = new Silences(store);
+    escalationRoutes(api, { escalator: () => this.escalator, silences });
     pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
     checkRoutes(api, { store, registry: checks, monitor: checkMonitor });
     const otlp = createApp(appOpts);
@@ -135,6 +141,7 @@ export class FaultlineServer {
       async () => {
         writer.storeIsReady();
         await restoreDetector(detector, store, new FaultReader(store), rules.current, log);
+        await this.startEscalation(store, silences, detector);
         detector.start();
         await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
         checkMonitor.start();
@@ -178,6 +185,23 @@ export class FaultlineServer {
       }
     }
   }
+
+  private async startEscalation(store: Store, silences: Silences, detector: Detector): Promise<void> {
+    await silences.load();
+    const sink: EventSink = {
+      enqueue: (events) => (this.deliverer ? this.deliverer.enqueue(events) : Promise.reject(new Error('no webhook deliverer configured'))),
+    };
+    const escalator = new Escalator(this.config.escalation, sink, silences, store, this.log);
+    await escalator.restore();
+    for (const f of detector.open.values()) escalator.track(f);
+    detector.openedListeners.push((f) => escalator.opened(f));
+    detector.resolvedListeners.push((f) => escalator.resolved(f));
+    this.escalationTimer = setInterval(() => escalator.tick(), 250);
+    this.escalationTimer.unref();
+    this.escalator = escalator;
+  }
+
+  private escalationTimer?: NodeJS.Timeout;
 
   private createDetector(writer: FaultWriter, rules: RulesManager): Detector {
     const d = this.config.detection;
@@ -223,6 +247,7 @@ export class FaultlineServer {
     await this.preparing?.catch((err) => this.log.error('detection could not start', { error: err }));
     this.rules?.close();
     clearInterval(this.monitorTimer);
+    clearInterval(this.escalationTimer);
     this.checkMonitor?.shutdown();
     this.detector?.shutdown();
     if (this.writer) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { cronProblem, zoneProblem } from '../detect/schedule.js';
 import { DurationSchema } from './duration.js';
+import { EscalationSchema } from '../escalate/config.js';
 
 const port = z.number().int().min(0).max(65535);
 const bytes = z.number().int().positive();
@@ -188,6 +189,8 @@ export const ConfigSchema = z
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     detection: DetectionSchema.prefault({}),
     rules: RulesConfigSchema.prefault({}),
+    /** Supervision tree, notification routes, flapping (README "Escalation"). */
+    escalation: EscalationSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {

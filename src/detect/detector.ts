@@ -105,6 +105,8 @@ export class Detector {
   droppedBatches = 0;
   /** Monitors that react to faults opened elsewhere (a predicted exhaustion confirmed by an OOM, ...). */
   readonly openedListeners: ((f: Fault) => void)[] = [];
+  /** Monitors that react to faults resolved (escalation settles actions and notifies). */
+  readonly resolvedListeners: ((f: Fault) => void)[] = [];
   private ready = false;
   private readonly now: () => number;
 
@@ -400,6 +402,7 @@ export class Detector {
     if (f.kind === 'silent') this.openByHost.delete(f.host);
     else if (f.instance) this.openByTarget.get(targetKey(f.service, f.instance))?.delete(f.id);
     this.deps.writer.saveFault(f, 'resolved', at);
+    for (const listener of this.resolvedListeners) listener(f);
     this.deps.log.info('fault resolved', { kind: f.kind, service: f.service || undefined, instance: f.instance || undefined, host: f.kind === 'silent' ? f.host : undefined, id: f.id });
   }
 

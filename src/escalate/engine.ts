@@ -1,0 +1,249 @@
+import { createHash } from 'node:crypto';
+import type { Fault } from '../faults/model.js';
+import type { Logger } from '../log/index.js';
+import type { Store } from '../store/index.js';
+import { isSupervisor, type EscalationConfig, type Supervisor, type Worker } from './config.js';
+import { Notifier, type Notification } from './notifier.js';
+import type { Silences } from './silences.js';
+import { Backoff, Budget, labelsOf, SupervisionTree, type Labels } from './tree.js';
+
+/** Where escalation hands its events: the webhook deliverer (durable, signed, retried). */
+export interface EventSink {
+  enqueue(events: { id: string; type: string; endpoint: string; occurredAt: number; data: Record<string, unknown> }[]): Promise<void>;
+}
+
+export interface Action {
+  id: string;
+  faultId: string;
+  supervisor: string;
+  action: string;
+  strategy: string;
+  children: { name: string; match?: Record<string, string>; check?: string }[];
+  budgetLeft: number;
+  delayMs: number;
+  state: 'pending' | 'sent' | 'succeeded' | 'failed' | 'escalated';
+  createdAt: number;
+  deadline: number;
+  detail: string;
+}
+
+/** Kinds that end a process abnormally: what a `transient` child is restarted for. */
+const ABNORMAL = new Set(['crash', 'oom', 'hang', 'crash_loop']);
+
+/**
+ * The escalation engine: a fault goes to the supervisor of the worker that covers it, which acts
+ * (restart, or a custom action) on the children its strategy names — within its intensity budget, after
+ * its backoff — by a webhook to its endpoint. A spent budget, or an action that did not bring the target
+ * back before its deadline, escalates to the parent; above the root, to people through the routes.
+ * Notifications pass silences, inhibition (a fault whose cause is open; targets of a silent host) and
+ * flapping before they are grouped and sent.
+ */
+export class Escalator {
+  readonly tree: SupervisionTree;
+  private readonly budgets = new Map<string, Budget>();
+  private readonly backoffs = new Map<string, Backoff>();
+  readonly actions = new Map<string, Action>();
+  private readonly notifier?: Notifier;
+  private readonly flaps = new Map<string, number[]>();
+  private readonly flapping = new Set<string>();
+  private readonly open = new Map<string, Fault>();
+  readonly suppressed: { faultId: string; reason: string; at: number }[] = [];
+
+  constructor(
+    private readonly config: EscalationConfig,
+    private readonly sink: EventSink,
+    private readonly silences: Silences,
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.tree = new SupervisionTree(config.supervision);
+    for (const [name, { node }] of this.tree.supervisors) {
+      this.budgets.set(name, new Budget(node.intensity, node.period));
+      this.backoffs.set(name, new Backoff(node.backoff));
+    }
+    if (config.routes) this.notifier = new Notifier(config.routes, config.send_resolved);
+  }
+
+  budgetLeft(supervisor: string): number {
+    return this.budgets.get(supervisor)?.left(this.now()) ?? 0;
+  }
+
+  /** Knows an open fault without acting on it (restored at start: its action was taken before). */
+  track(f: Fault): void {
+    this.open.set(f.id, f);
+  }
+
+  /** A fault opened: supervise it, and notify (unless muted). */
+  opened(f: Fault): void {
+    this.open.set(f.id, f);
+    this.countFlap(f);
+    const placed = this.tree.workerFor(f);
+    if (!placed) return this.notify(f, true, 'no supervisor covers it');
+    const { node: worker, path } = placed;
+    const parent = path[path.length - 1];
+    const acts = parent.acts_on.includes(f.kind) && (worker.restart === 'permanent' || (worker.restart === 'transient' && ABNORMAL.has(f.kind)));
+    if (!acts) return this.notify(f, false);
+    this.notify(f, false);
+    this.act(f, parent, worker, path.slice(0, -1));
+  }
+
+  resolved(f: Fault): void {
+    this.open.delete(f.id);
+    this.countFlap(f);
+    for (const a of this.actions.values())
+      if (a.faultId === f.id && (a.state === 'sent' || a.state === 'pending')) this.settle(a, 'succeeded', 'the target is healthy again');
+    this.notify(f, false);
+  }
+
+  /** Acts on behalf of `s` for its failed child, or escalates when its budget is spent. */
+  private act(f: Fault, s: Supervisor, failed: Supervisor | Worker, above: Supervisor[]): void {
+    const now = this.now();
+    const budget = this.budgets.get(s.name)!;
+    if (!budget.spend(now)) return this.escalate(f, s, above, `${s.name} spent its restart budget (${s.intensity} in ${Math.round(s.period / 1000)} s)`);
+    const affected = this.tree.affected(s, failed);
+    const delay = this.backoffs.get(s.name)!.next(failed.name, now);
+    const id = `act_${createHash('sha256').update(`${f.id}\u0000${s.name}\u0000${f.occurrences}`).digest('hex').slice(0, 20)}`;
+    const action: Action = {
+      id,
+      faultId: f.id,
+      supervisor: s.name,
+      action: s.action,
+      strategy: s.strategy,
+      children: affected.flatMap((c) => (isSupervisor(c) ? this.tree.leaves(c) : [c])).map((w) => ({ name: w.name, match: w.match, check: w.check })),
+      budgetLeft: budget.left(now),
+      delayMs: delay,
+      state: 'pending',
+      createdAt: now,
+      deadline: now + delay + s.deadline,
+      detail: '',
+    };
+    this.actions.set(id, action);
+    this.save(action);
+    this.log.info('supervisor action', { supervisor: s.name, action: s.action, strategy: s.strategy, fault: f.id, children: action.children.map((c) => c.name).join(','), budget_left: action.budgetLeft, delay_ms: delay });
+    const send = () => {
+      action.state = 'sent';
+      this.save(action);
+      if (!s.endpoint) return;
+      void this.sink
+        .enqueue([{ id: action.id, type: 'supervisor.action', endpoint: s.endpoint, occurredAt: this.now(), data: { action: actionView(action), fault: f, supervisor: { name: s.name, strategy: s.strategy } } }])
+        .catch((err) => this.log.error('cannot queue a supervisor action', { action: action.id, error: err }));
+    };
+    if (delay > 0) setTimeout(send, delay).unref();
+    else send();
+  }
+
+  /** The fault goes one level up: the parent acts on the failed supervisor's subtree; above the root, people. */
+  private escalate(f: Fault, from: Supervisor, above: Supervisor[], why: string): void {
+    this.log.warn('fault escalated', { fault: f.id, from: from.name, to: above.length ? above[above.length - 1].name : 'people', why });
+    if (above.length === 0) return this.notify(f, true, why);
+    const parent = above[above.length - 1];
+    this.act(f, parent, from, above.slice(0, -1));
+  }
+
+  /** The result an action's receiver reported, or the deadline's verdict. */
+  settle(a: Action, state: 'succeeded' | 'failed', detail: string): void {
+    if (a.state === 'succeeded' || a.state === 'failed' || a.state === 'escalated') return;
+    a.state = state;
+    a.detail = detail;
+    this.save(a);
+    if (state === 'failed') {
+      const f = this.open.get(a.faultId);
+      const placed = this.tree.supervisors.get(a.supervisor);
+      if (f && placed) this.escalate(f, placed.node, placed.path, `the ${a.action} by ${a.supervisor} failed: ${detail}`);
+    }
+  }
+
+  /** Deadlines of actions, and notifications that are due. */
+  tick(): void {
+    const now = this.now();
+    for (const a of this.actions.values())
+      if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId))
+        this.settle(a, 'failed', `the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
+    if (!this.notifier) return;
+    const due = this.notifier.due(now);
+    if (due.length > 0) void this.send(due);
+  }
+
+  private async send(notifications: Notification[]): Promise<void> {
+    await this.sink
+      .enqueue(
+        notifications.map((n) => ({
+          id: n.id,
+          type: n.type,
+          endpoint: n.receiver,
+          occurredAt: n.at,
+          data: { fault: n.faults[n.faults.length - 1], faults: n.faults, group: n.group, status: n.type === 'fault.resolved' ? 'resolved' : 'firing' },
+        })),
+      )
+      .catch((err) => this.log.error('cannot queue notifications', { error: err }));
+  }
+
+  /** Stages before grouping: silence, inhibition, flapping. Returns the reason a fault is muted, if it is. */
+  muted(f: Fault, labels: Labels): string | undefined {
+    const now = this.now();
+    const silence = this.silences.muting(labels, now);
+    if (silence) return `silenced by ${silence.id} (${silence.author}: ${silence.comment})`;
+    if (f.causedBy && this.open.has(f.causedBy)) return `inhibited: caused by open fault ${f.causedBy}`;
+    const host = [...this.open.values()].find((o) => o.kind === 'silent' && o.host === f.host && o.id !== f.id && f.host !== '');
+    if (host) return `inhibited: host ${f.host} is silent (fault ${host.id})`;
+    if (this.flapping.has(flapKey(f)) && f.state === 'open') return 'flapping: notified once, quiet until it settles';
+    return undefined;
+  }
+
+  private notify(f: Fault, escalated: boolean, why?: string): void {
+    if (!this.notifier) return;
+    const labels = labelsOf(f, { escalated: escalated ? 'true' : 'false' });
+    const reason = this.muted(f, labels);
+    if (reason) {
+      this.suppressed.push({ faultId: f.id, reason, at: this.now() });
+      if (this.suppressed.length > 1000) this.suppressed.shift();
+      this.log.info('notification suppressed', { fault: f.id, reason });
+      return;
+    }
+    if (why) this.log.info('to people', { fault: f.id, why });
+    this.notifier.add(f, labels, escalated, this.now());
+  }
+
+  private countFlap(f: Fault): void {
+    const key = flapKey(f);
+    const now = this.now();
+    const changes = [...(this.flaps.get(key) ?? []), now].filter((t) => t > now - this.config.flapping.window);
+    this.flaps.set(key, changes);
+    if (changes.length > this.config.flapping.changes) this.flapping.add(key);
+    else if (changes.length <= 1) this.flapping.delete(key);
+  }
+
+  private save(a: Action): void {
+    const row = { id: a.id, fault_id: a.faultId, supervisor: a.supervisor, action: a.action, strategy: a.strategy, children: JSON.stringify(a.children), budget_left: a.budgetLeft, state: a.state, detail: a.detail, created_at: a.createdAt, updated_at: Date.now() };
+    void this.store.insertJsonLines('actions', `${JSON.stringify(row)}\n`, `action:${a.id}:${a.state}`).catch((err) => this.log.error('cannot record an action', { action: a.id, error: err }));
+  }
+
+  /** Rebuilds budgets from the actions of the last periods (so a restart does not refill them). */
+  async restore(): Promise<void> {
+    const rows = await this.store.query<{ supervisor: string; at: string }>(
+      `SELECT supervisor, toUnixTimestamp64Milli(min(created_at)) AS at FROM ${this.store.database}.actions
+       WHERE created_at > now64(3) - INTERVAL 1 DAY GROUP BY id, supervisor`,
+    );
+    for (const r of rows) this.budgets.get(r.supervisor)?.record(Number(r.at));
+  }
+}
+
+const flapKey = (f: Fault) => `${f.service}\u0000${f.instance}\u0000${f.check}\u0000${f.kind === 'silent' ? f.host : ''}`;
+
+export function actionView(a: Action) {
+  return {
+    id: a.id,
+    fault_id: a.faultId,
+    supervisor: a.supervisor,
+    action: a.action,
+    strategy: a.strategy,
+    children: a.children,
+    budget_left: a.budgetLeft,
+    delay_ms: a.delayMs,
+    state: a.state,
+    created_at: new Date(a.createdAt).toISOString(),
+    deadline: new Date(a.deadline).toISOString(),
+    detail: a.detail,
+  };
+}
