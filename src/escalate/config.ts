@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DurationSchema } from '../config/duration.js';
 import { FAULT_KINDS } from '../rules/schema.js';
+import { cronProblem, zoneProblem } from '../detect/schedule.js';
 
 /** Label matchers: every given label must equal (or, as `~regex`, match) the fault's label. */
 export const MatchSchema = z.record(z.string().regex(/^[a-z_]+$/, 'a label name: kind, service, instance, host, version, check, signature, rule, escalated'), z.string());
@@ -78,8 +79,24 @@ export const RouteSchema: z.ZodType<Route, unknown> = z.lazy(() =>
     .strict(),
 ) as unknown as z.ZodType<Route, unknown>;
 
+/** A recurring maintenance window: faults matching `matchers` do not notify while it is open. */
+export const MaintenanceSchema = z
+  .object({
+    name: z.string().min(1),
+    matchers: MatchSchema,
+    /** When each window opens (5-field cron, read in `tz`). */
+    cron: z.string().refine((c) => cronProblem(c) === undefined, { message: 'an invalid cron expression' }),
+    tz: z.string().refine((t) => zoneProblem(t) === undefined, { message: 'an unknown time zone' }).default('UTC'),
+    duration: DurationSchema,
+  })
+  .strict();
+
+export type Maintenance = z.infer<typeof MaintenanceSchema>;
+
 export const EscalationSchema = z
   .object({
+    /** Recurring windows (e.g. the Sunday 02:00 patching) during which matching faults do not notify. */
+    maintenance: z.array(MaintenanceSchema).default([]),
     /** The supervision tree; faults of targets it does not cover go straight to people (the routes). */
     supervision: SupervisorSchema.optional(),
     /** Notification routing, like Alertmanager's: the root route catches everything. */

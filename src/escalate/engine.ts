@@ -2,10 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Fault } from '../faults/model.js';
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
-import { isSupervisor, type EscalationConfig, type Supervisor, type Worker } from './config.js';
+import { isSupervisor, type EscalationConfig, type Maintenance, type Supervisor, type Worker } from './config.js';
+import { previousRun } from '../detect/schedule.js';
 import { Notifier, type Notification } from './notifier.js';
 import type { Silences } from './silences.js';
-import { Backoff, Budget, labelsOf, SupervisionTree, type Labels } from './tree.js';
+import { Backoff, Budget, labelsOf, matchesLabels, SupervisionTree, type Labels } from './tree.js';
 
 /** Where escalation hands its events: the webhook deliverer (durable, signed, retried). */
 export interface EventSink {
@@ -184,6 +185,8 @@ export class Escalator {
     const now = this.now();
     const silence = this.silences.muting(labels, now);
     if (silence) return `silenced by ${silence.id} (${silence.author}: ${silence.comment})`;
+    const window = this.config.maintenance.find((m) => inWindow(m, now) && matchesLabels(m.matchers, labels));
+    if (window) return `maintenance window "${window.name}"`;
     if (f.causedBy && this.open.has(f.causedBy)) return `inhibited: caused by open fault ${f.causedBy}`;
     const host = [...this.open.values()].find((o) => o.kind === 'silent' && o.host === f.host && o.id !== f.id && f.host !== '');
     if (host) return `inhibited: host ${f.host} is silent (fault ${host.id})`;
@@ -227,6 +230,12 @@ export class Escalator {
     );
     for (const r of rows) this.budgets.get(r.supervisor)?.record(Number(r.at));
   }
+}
+
+/** Whether a recurring maintenance window is open at `now` (it opened at its last cron time, for `duration`). */
+export function inWindow(m: Maintenance, now: number): boolean {
+  const opened = previousRun({ cron: m.cron, tz: m.tz }, now + 1);
+  return opened !== undefined && now < opened + m.duration;
 }
 
 const flapKey = (f: Fault) => `${f.service}\u0000${f.instance}\u0000${f.check}\u0000${f.kind === 'silent' ? f.host : ''}`;

@@ -199,3 +199,14 @@ describe('escalation engine', () => {
     assert.equal([...e2.actions.values()].find((a) => a.supervisor === 'sup')!.state, 'failed');
   });
 });
+
+describe('maintenance windows', () => {
+  it('are open from each cron time for their duration, in their time zone', async () => {
+    const { inWindow } = await import('../../src/escalate/engine.js');
+    const sunday2am = { name: 'patching', matchers: { host: '~node-.*' }, cron: '0 2 * * 0', tz: 'Europe/Berlin', duration: 2 * 3_600_000 };
+    // Sunday 2026-11-29 02:00 in Berlin is 01:00 UTC.
+    assert.equal(inWindow(sunday2am, Date.parse('2026-11-29T01:30:00Z')), true);
+    assert.equal(inWindow(sunday2am, Date.parse('2026-11-29T03:00:00Z')), false, 'closed after two hours');
+    assert.equal(inWindow(sunday2am, Date.parse('2026-11-28T01:30:00Z')), false, 'not on Saturday');
+  });
+});
