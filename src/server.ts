@@ -196,6 +196,7 @@ export class FaultlineServer {
     for (const f of detector.open.values()) escalator.track(f);
     detector.openedListeners.push((f) => escalator.opened(f));
     detector.resolvedListeners.push((f) => escalator.resolved(f));
+    detector.newSignatureListeners.push((sig, first) => escalator.newSignature(sig, first));
     this.escalationTimer = setInterval(() => escalator.tick(), 250);
     this.escalationTimer.unref();
     this.escalator = escalator;

@@ -2,7 +2,7 @@ import type { Logger } from '../log/index.js';
 import type { Counter } from '../metrics/index.js';
 import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
-import { faultId, type EvidenceRef, type Fault } from '../faults/model.js';
+import { faultId, type EvidenceRef, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
 import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
@@ -105,6 +105,8 @@ export class Detector {
   droppedBatches = 0;
   /** Monitors that react to faults opened elsewhere (a predicted exhaustion confirmed by an OOM, ...). */
   readonly openedListeners: ((f: Fault) => void)[] = [];
+  /** Told when a signature is seen for the first time (escalation sends signature.new). */
+  readonly newSignatureListeners: ((s: SignatureInfo, first: Fault) => void)[] = [];
   /** Monitors that react to faults resolved (escalation settles actions and notifies). */
   readonly resolvedListeners: ((f: Fault) => void)[] = [];
   private ready = false;
@@ -322,7 +324,7 @@ export class Detector {
     for (const listener of this.openedListeners) listener(fault);
     if (!this.knownSignatures.has(sig.fingerprint)) {
       this.knownSignatures.add(sig.fingerprint);
-      this.deps.writer.saveSignature({
+      const info: SignatureInfo = {
         fingerprint: sig.fingerprint,
         kind,
         exceptionType: exception.type ?? '',
@@ -331,7 +333,9 @@ export class Detector {
         sampleMessage: exception.message ?? '',
         sampleStack: exception.stacktrace ?? '',
         firstSeen: where.startedAt,
-      });
+      };
+      this.deps.writer.saveSignature(info);
+      for (const listener of this.newSignatureListeners) listener(info, fault);
     }
     this.deps.log.info('fault opened', {
       kind,

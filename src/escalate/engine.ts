@@ -5,6 +5,7 @@ import type { Store } from '../store/index.js';
 import { isSupervisor, type EscalationConfig, type Maintenance, type Supervisor, type Worker } from './config.js';
 import { previousRun } from '../detect/schedule.js';
 import { Notifier, type Notification } from './notifier.js';
+import { resolveRoutes } from './routing.js';
 import type { Silences } from './silences.js';
 import { Backoff, Budget, labelsOf, matchesLabels, SupervisionTree, type Labels } from './tree.js';
 
@@ -178,6 +179,17 @@ export class Escalator {
         })),
       )
       .catch((err) => this.log.error('cannot queue notifications', { error: err }));
+  }
+
+  /** A cause never seen before: told to the receivers its first fault routes to (not grouped, once). */
+  newSignature(sig: { fingerprint: string; kind: string; title: string; cause: string }, first: Fault): void {
+    if (!this.config.routes) return;
+    const labels = labelsOf(first, { escalated: 'false' });
+    if (this.muted(first, labels)) return;
+    const receivers = new Set(resolveRoutes(this.config.routes, labels).map((r) => r.receiver));
+    void this.sink
+      .enqueue([...receivers].map((endpoint) => ({ id: `sig_${sig.fingerprint}`, type: 'signature.new', endpoint, occurredAt: this.now(), data: { signature: sig, fault: first } })))
+      .catch((err) => this.log.error('cannot queue signature.new', { error: err }));
   }
 
   /** Stages before grouping: silence, inhibition, flapping. Returns the reason a fault is muted, if it is. */

@@ -180,6 +180,14 @@ describe('escalation engine', () => {
     assert.equal(after[0].endpoint, 'pager', 'no supervisor covers mailer: straight to people');
   });
 
+  it('tells the routes about a signature seen for the first time, once', () => {
+    take();
+    const first = fault({ service: 'search', instance: 's-1' });
+    escalator.newSignature({ fingerprint: 'bbbbbbbbbbbbbbbb', kind: 'crash', title: 'TypeError: x', cause: 'crash\nTypeError' }, first);
+    const events = take('signature.new');
+    assert.deepEqual(events.map((e) => [e.id, e.endpoint]), [['sig_bbbbbbbbbbbbbbbb', 'chat']]);
+  });
+
   it('settles an action as failed when the target is not back by the deadline, and escalates', async () => {
     take();
     const e2 = new Escalator(
