@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { createApp } from './api/app.js';
 import { apiRoutes } from './api/routes.js';
 import { faultRoutes } from './api/faults.js';
+import { timelineRoutes } from './api/timeline.js';
 import { checkRoutes } from './api/checks.js';
 import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
@@ -123,6 +124,7 @@ export class FaultlineServer {
     const api = createApp(appOpts);
     apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
     faultRoutes(api, { store, rules });
+    timelineRoutes(api, { store, rules });
     const silences = new Silences(store);
     escalationRoutes(api, { escalator: () => this.escalator, silences });
     pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
