@@ -1,0 +1,438 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from '../log/index.js';
+import type { Registry } from '../metrics/index.js';
+import type { Store } from '../store/index.js';
+import { nextAttempt, parseRetryAfter } from './backoff.js';
+import type { BreakerState } from './breaker.js';
+import { classify, type Classified } from './classify.js';
+import type { EndpointConfig, WebhooksConfig } from './config.js';
+import { EndpointWorker, type Delivery } from './endpoint.js';
+import { DeliveryError } from './errors.js';
+import { WebhookEventSchema, type DeliveryState, type WebhookEvent } from './events.js';
+import { deliveryMetrics, type DeliveryMetrics } from './metrics.js';
+import { DeliveryStore, deliveryKey, storeUnavailable, type OutboxRow, type StateRow } from './outbox.js';
+import { secretKey, sign } from './signing.js';
+import { loadTemplates, TemplateError, type Template } from './templates.js';
+import { TRANSPORTS, USER_AGENT, type Sent, type Transport } from './transport.js';
+
+export interface DelivererOptions {
+  now?: () => number;
+  random?: () => number;
+  transports?: Record<string, Transport>;
+}
+
+interface Endpoint {
+  config: EndpointConfig;
+  worker: EndpointWorker;
+  keys: Buffer[];
+  template: Template;
+  transport: Transport;
+  /** The URL may carry a secret (Slack's do): logs, the API and the store see its hash or origin only. */
+  urlHash: string;
+  origin: string;
+}
+
+/** How far back start() looks for unfinished deliveries: beyond the longest max_age allowed. */
+const RESUME_WINDOW_MS = 8 * 86_400_000;
+
+/**
+ * The webhook delivery stage. enqueue() renders each event with its endpoint's template and writes it to
+ * the outbox; only then is it attempted — signed (Standard Webhooks), with a fresh timeout, never
+ * following redirects — and retried with backoff until delivered, refused, or out of time (dead,
+ * replayable). Every attempt is recorded. Each endpoint has its own queue, concurrency limit and circuit
+ * breaker. start() resumes what the last process left pending; shutdown() is safe twice and before start.
+ */
+export class Deliverer {
+  readonly db: DeliveryStore;
+  private readonly endpoints = new Map<string, Endpoint>();
+  /** Deliveries pending in memory (queued, backing off or in flight), by endpoint + id. */
+  private readonly active = new Map<string, Delivery>();
+  private readonly reserving = new Set<string>();
+  private readonly inflight = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+  private readonly metrics: DeliveryMetrics;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private started = false;
+  private stopping = false;
+  private stopped?: Promise<void>;
+
+  /** Throws TemplateError when a template cannot be compiled (normally caught when the config loads). */
+  constructor(
+    store: Store,
+    readonly config: WebhooksConfig,
+    private readonly log: Logger,
+    registry: Registry,
+    opts: DelivererOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.db = new DeliveryStore(store, log);
+    const templates = loadTemplates(config.templates);
+    const transports = { ...TRANSPORTS, ...opts.transports };
+    for (const ep of config.endpoints) {
+      const url = new URL(ep.url);
+      const template = templates.get(ep.template);
+      if (!template) throw new TemplateError(`webhooks.endpoints "${ep.name}": unknown template "${ep.template}"`);
+      const worker = new EndpointWorker(
+        ep.name,
+        { maxConcurrency: ep.max_concurrency, breakerFailures: ep.breaker.failures, breakerOpenForMs: ep.breaker.open_for },
+        (d) => this.track(this.attempt(endpoint, d)),
+        (d) => this.giveUp(endpoint, d, 'expired', `not delivered within max_age (${ep.max_age} ms)`),
+        this.now,
+      );
+      const endpoint: Endpoint = {
+        config: ep,
+        worker,
+        keys: ep.secrets.map((s) => secretKey(s)!),
+        template,
+        transport: transports[url.protocol],
+        urlHash: createHash('sha256').update(ep.url).digest('hex').slice(0, 16),
+        origin: url.origin,
+      };
+      this.endpoints.set(ep.name, endpoint);
+    }
+    this.metrics = deliveryMetrics(registry, () =>
+      [...this.endpoints.values()].map((e) => ({
+        name: e.config.name,
+        queueDepth: () => e.worker.queueDepth,
+        inFlight: () => e.worker.inFlight,
+        breakerState: () => e.worker.breaker.state,
+        disabled: () => e.worker.disabled !== undefined,
+      })),
+    );
+  }
+
+  endpointNames(): string[] {
+    return [...this.endpoints.keys()];
+  }
+
+  /**
+   * Renders the events and writes them to the outbox; resolves once they are durable there (retrying
+   * while the store is unreachable). An (id, endpoint) already in the outbox is skipped: enqueueing the
+   * same event again is a no-op. Throws DeliveryError for an invalid event or an unknown endpoint.
+   */
+  async enqueue(events: WebhookEvent[]): Promise<void> {
+    if (this.stopping) throw new DeliveryError('shut_down', 'the deliverer is shut down');
+    for (const [i, ev] of events.entries()) {
+      const r = WebhookEventSchema.safeParse(ev);
+      if (!r.success) throw new DeliveryError('bad_event', `event ${i}: ${r.error.issues.map((x) => `${x.path.join('.')}: ${x.message}`).join('; ')}`);
+      if (!this.endpoints.has(ev.endpoint))
+        throw new DeliveryError('unknown_endpoint', `event ${i} (${ev.id}): no endpoint "${ev.endpoint}" in webhooks.endpoints (${this.endpointNames().join(', ') || 'none configured'})`);
+    }
+    const fresh: WebhookEvent[] = [];
+    for (const ev of events) {
+      const key = deliveryKey(ev.endpoint, ev.id);
+      if (this.active.has(key) || this.reserving.has(key)) continue;
+      this.reserving.add(key);
+      fresh.push(ev);
+    }
+    if (fresh.length === 0) return;
+    try {
+      const known = await this.untilStored(() => this.db.existing(fresh));
+      const now = this.now();
+      const rows: { row: OutboxRow; renderError?: string }[] = [];
+      for (const ev of fresh) {
+        if (known.has(deliveryKey(ev.endpoint, ev.id))) continue;
+        const ep = this.endpoints.get(ev.endpoint)!;
+        let rendered = { body: '', contentType: 'application/json' };
+        let renderError: string | undefined;
+        try {
+          rendered = ep.template.render(ev, ep.config.pagerduty_routing_key);
+        } catch (err) {
+          renderError = (err as Error).message;
+        }
+        rows.push({
+          renderError,
+          row: {
+            id: ev.id,
+            endpoint: ev.endpoint,
+            type: ev.type,
+            created_at: now,
+            occurred_at: ev.occurredAt,
+            deadline_at: now + ep.config.max_age,
+            template: ep.config.template,
+            content_type: rendered.contentType,
+            body: rendered.body,
+          },
+        });
+      }
+      await this.db.writeOutbox(rows.map((r) => r.row));
+      for (const { row, renderError } of rows) this.accept(row, renderError);
+    } finally {
+      for (const ev of fresh) this.reserving.delete(deliveryKey(ev.endpoint, ev.id));
+    }
+  }
+
+  /** An event now durable in the outbox: queued, or recorded as failed to render or as for a disabled endpoint. */
+  private accept(row: OutboxRow, renderError?: string): void {
+    const ep = this.endpoints.get(row.endpoint)!;
+    this.metrics.enqueued.inc({ endpoint: row.endpoint });
+    const d: Delivery = {
+      key: deliveryKey(row.endpoint, row.id),
+      id: row.id,
+      endpoint: row.endpoint,
+      type: row.type,
+      body: row.body,
+      contentType: row.content_type,
+      createdAt: row.created_at,
+      deadline: row.deadline_at,
+      attempts: 0,
+      rev: 0,
+      dueAt: row.created_at,
+      final: false,
+    };
+    if (renderError !== undefined) {
+      this.log.error('webhook not rendered; the delivery is dead', { endpoint: row.endpoint, id: row.id, error: renderError });
+      return this.settle(d, { event: 'render_failed', state: 'dead', error: renderError });
+    }
+    if (ep.worker.disabled) return this.settle(d, { event: 'disabled', state: 'disabled', error: `endpoint disabled: ${ep.worker.disabled.reason}` });
+    this.active.set(d.key, d);
+    if (this.started) ep.worker.add(d);
+  }
+
+  /** Resumes the deliveries the last process left pending, and the endpoints it disabled. */
+  async start(): Promise<void> {
+    if (this.started || this.stopping) return;
+    this.started = true;
+    const disabled = await this.untilStored(() => this.db.disabledEndpoints());
+    for (const [name, info] of disabled) {
+      const ep = this.endpoints.get(name);
+      if (ep && ep.urlHash === info.urlHash) ep.worker.disabled = { reason: info.reason, at: info.at };
+    }
+    const now = this.now();
+    const rows = await this.untilStored(() => this.db.pending(this.endpointNames(), now - RESUME_WINDOW_MS));
+    let resumed = 0;
+    for (const r of rows) {
+      const key = deliveryKey(r.endpoint, r.id);
+      if (this.active.has(key) || this.reserving.has(key)) continue;
+      const ep = this.endpoints.get(r.endpoint)!;
+      const d: Delivery = {
+        key,
+        id: r.id,
+        endpoint: r.endpoint,
+        type: r.type,
+        body: r.body,
+        contentType: r.content_type,
+        createdAt: r.created_at,
+        deadline: r.deadline,
+        attempts: r.attempts,
+        rev: r.rev,
+        // Keeps the backoff the last process chose; a past due time goes now.
+        dueAt: Math.max(r.next_at, 0),
+        final: r.next_at > 0 && r.next_at >= r.deadline,
+      };
+      if (ep.worker.disabled) {
+        this.settle(d, { event: 'disabled', state: 'disabled', error: `endpoint disabled: ${ep.worker.disabled.reason}` });
+        continue;
+      }
+      this.active.set(key, d);
+      resumed++;
+    }
+    for (const d of this.active.values()) this.endpoints.get(d.endpoint)!.worker.add(d);
+    for (const ep of this.endpoints.values()) ep.worker.start();
+    const off = [...this.endpoints.values()].filter((e) => e.worker.disabled).map((e) => e.config.name);
+    this.log.info('webhook delivery started', { endpoints: this.endpoints.size, resumed, pending: this.active.size, disabled: off.join(',') || undefined });
+  }
+
+  /** One attempt of one delivery, its record, and what follows: done, retry later, dead or disabled. */
+  private async attempt(ep: Endpoint, d: Delivery): Promise<void> {
+    const ts = Math.floor(this.now() / 1000);
+    const headers: Record<string, string> = {
+      ...ep.config.headers,
+      'content-type': d.contentType,
+      'user-agent': USER_AGENT,
+      'webhook-id': d.id,
+      'webhook-timestamp': String(ts),
+    };
+    if (ep.keys.length > 0) headers['webhook-signature'] = sign(ep.keys, d.id, ts, d.body);
+    const sent = await ep.transport({ url: ep.config.url, body: d.body, headers, timeoutMs: ep.config.timeout, stop: this.abort.signal });
+    // Cut short by shutdown: still pending in the store, attempted again after the restart.
+    if (sent.aborted) return;
+    d.attempts++;
+    const c = classify(sent.status, sent.failure?.kind);
+    const { name } = ep.config;
+    this.metrics.attempts.inc({ endpoint: name, result: c.result });
+    this.metrics.latency.observe(sent.latencyMs / 1000, { endpoint: name });
+    if (c.unhealthy) ep.worker.breaker.failure();
+    else ep.worker.breaker.success();
+    const attempt = { event: 'attempt' as const, attempt: d.attempts, status: sent.status, latency_ms: Math.round(sent.latencyMs), response: sent.excerpt };
+    let error = describe(sent, c);
+    if (c.disposition === 'delivered') return this.settle(d, { ...attempt, state: 'delivered', error: '' });
+    if (c.disposition === 'permanent') return this.settle(d, { ...attempt, state: 'dead', error });
+    if (c.disposition === 'gone') {
+      this.settle(d, { ...attempt, state: 'disabled', error });
+      return this.disable(ep, `410 Gone answered to delivery ${d.id}`);
+    }
+    if (ep.worker.disabled) return this.settle(d, { ...attempt, state: 'disabled', error: `${error}; endpoint disabled meanwhile` });
+    const now = this.now();
+    const next = nextAttempt({
+      attempts: d.attempts,
+      now,
+      deadline: d.deadline,
+      retryAfterMs: parseRetryAfter(sent.retryAfter, now),
+      policy: { initialMs: ep.config.backoff.initial, maxMs: ep.config.backoff.max },
+      random: this.random,
+    });
+    if ('giveUp' in next) {
+      error += next.giveUp === 'max_age' ? '; gave up: max_age reached' : '; gave up: Retry-After is past max_age';
+      return this.settle(d, { ...attempt, state: 'dead', error });
+    }
+    d.dueAt = next.at;
+    d.final = next.at >= d.deadline;
+    this.record(d, { ...attempt, state: 'pending', error, next_at: next.at });
+    if (this.stopping) return;
+    ep.worker.add(d);
+  }
+
+  private giveUp(ep: Endpoint, d: Delivery, event: 'expired', error: string): void {
+    this.log.warn('webhook given up (dead letter; replay with POST /api/v1/deliveries/<id>/replay)', { endpoint: ep.config.name, id: d.id, attempts: d.attempts });
+    this.settle(d, { event, state: 'dead', error });
+  }
+
+  /** A 410 Gone: the endpoint sends nothing more, and what it had queued is marked disabled. */
+  private disable(ep: Endpoint, reason: string): void {
+    if (ep.worker.disabled) return;
+    const at = this.now();
+    ep.worker.disabled = { reason, at };
+    this.log.warn('webhook endpoint disabled: it answered 410 Gone; replay a delivery or change its url to enable it', { endpoint: ep.config.name, origin: ep.origin });
+    this.db.setEndpoint(ep.config.name, ep.urlHash, true, reason, at).catch((err) => this.log.error('endpoint state not written', { endpoint: ep.config.name, error: err }));
+    for (const d of ep.worker.drain()) this.settle(d, { event: 'disabled', state: 'disabled', error: `endpoint disabled: ${reason}` });
+  }
+
+  /** Enables a disabled endpoint again (a replay towards it). */
+  async enable(name: string, why: string): Promise<void> {
+    const ep = this.endpoints.get(name);
+    if (!ep?.worker.disabled) return;
+    ep.worker.disabled = undefined;
+    await this.db.setEndpoint(name, ep.urlHash, false, why, this.now());
+    this.log.info('webhook endpoint enabled', { endpoint: name, why });
+    ep.worker.start();
+  }
+
+  /** Puts a finished (delivered, dead, disabled) delivery back in the queue with a new max_age window. */
+  async replay(r: { id: string; endpoint: string; type: string; body: string; content_type: string; created_at: number; attempts: number; rev: number }): Promise<Delivery> {
+    const ep = this.endpoints.get(r.endpoint)!;
+    if (ep.worker.disabled) await this.enable(r.endpoint, `replay of delivery ${r.id}`);
+    const now = this.now();
+    const d: Delivery = {
+      key: deliveryKey(r.endpoint, r.id),
+      id: r.id,
+      endpoint: r.endpoint,
+      type: r.type,
+      body: r.body,
+      contentType: r.content_type,
+      createdAt: r.created_at,
+      deadline: now + ep.config.max_age,
+      attempts: r.attempts,
+      rev: r.rev,
+      dueAt: now,
+      final: false,
+    };
+    this.record(d, { event: 'replay', state: 'pending', error: '' });
+    this.active.set(d.key, d);
+    if (this.started && !this.stopping) ep.worker.add(d);
+    return d;
+  }
+
+  isActive(endpoint: string, id: string): boolean {
+    return this.active.has(deliveryKey(endpoint, id)) || this.reserving.has(deliveryKey(endpoint, id));
+  }
+
+  hasEndpoint(name: string): boolean {
+    return this.endpoints.has(name);
+  }
+
+  /** Each endpoint's live state, for the API (the URL's origin only). */
+  endpointStatus(): { name: string; origin: string; template: string; state: 'enabled' | 'disabled'; disabled_reason: string | null; disabled_at: string | null; breaker: BreakerState; queue_depth: number; in_flight: number }[] {
+    return [...this.endpoints.values()].map((e) => ({
+      name: e.config.name,
+      origin: e.origin,
+      template: e.config.template,
+      state: e.worker.disabled ? 'disabled' : 'enabled',
+      disabled_reason: e.worker.disabled?.reason ?? null,
+      disabled_at: e.worker.disabled ? new Date(e.worker.disabled.at).toISOString() : null,
+      breaker: e.worker.breaker.state,
+      queue_depth: e.worker.queueDepth,
+      in_flight: e.worker.inFlight,
+    }));
+  }
+
+  private record(d: Delivery, r: Partial<StateRow> & Pick<StateRow, 'event' | 'state' | 'error'>): void {
+    d.rev++;
+    this.db.appendStates([
+      {
+        endpoint: d.endpoint,
+        id: d.id,
+        rev: d.rev,
+        ts: this.now(),
+        attempt: 0,
+        status: 0,
+        latency_ms: 0,
+        response: '',
+        next_at: 0,
+        deadline_at: d.deadline,
+        ...r,
+      },
+    ]);
+  }
+
+  /** Records a final state and forgets the delivery. */
+  private settle(d: Delivery, r: Partial<StateRow> & Pick<StateRow, 'event' | 'state' | 'error'>): void {
+    this.record(d, r);
+    this.active.delete(d.key);
+    this.metrics.deliveries.inc({ endpoint: d.endpoint, outcome: r.state as DeliveryState });
+  }
+
+  private track(p: Promise<void>): Promise<void> {
+    const guarded = p.catch((err) => this.log.error('webhook attempt failed unexpectedly', { error: err }));
+    this.inflight.add(guarded);
+    void guarded.finally(() => this.inflight.delete(guarded));
+    return guarded;
+  }
+
+  /** Retries a store read until it succeeds or the deliverer shuts down. */
+  private async untilStored<T>(fn: () => Promise<T>): Promise<T> {
+    for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (this.stopping || !storeUnavailable(err)) throw err;
+        this.log.warn('store not answering the deliverer; retrying', { error: err, retry_in_ms: delay });
+        await sleep(delay);
+      }
+    }
+  }
+
+  /** Safe twice and before start: stops sending, cuts attempts in flight short (they stay pending), writes what is queued. */
+  shutdown(): Promise<void> {
+    this.stopped ??= this.stop();
+    return this.stopped;
+  }
+
+  private async stop(): Promise<void> {
+    this.stopping = true;
+    for (const ep of this.endpoints.values()) ep.worker.stop();
+    this.abort.abort();
+    await Promise.all([...this.inflight]);
+    await this.db.shutdown();
+  }
+}
+
+/** What went wrong with an attempt, for a person: never the URL's path or query. */
+function describe(sent: Sent, c: Classified): string {
+  if (sent.failure) return `${sent.failure.kind}: ${sent.failure.message}`;
+  switch (c.result) {
+    case 'ok':
+      return '';
+    case 'http_3xx':
+      return `HTTP ${sent.status}: redirect${sent.location ? ` to ${sent.location.slice(0, 200)}` : ''} not followed; update the endpoint's url`;
+    case 'gone':
+      return 'HTTP 410 Gone: the endpoint is disabled';
+    case 'http_429':
+      return `HTTP 429${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
+    default:
+      return `HTTP ${sent.status}${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
+  }
+}

@@ -1,0 +1,145 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { z } from 'zod';
+import { parse } from '../api/faults.js';
+import { FaultlineError, badRequest, notFound } from '../errors.js';
+import type { Deliverer } from './deliverer.js';
+import { conflict } from './errors.js';
+import { DELIVERY_STATES, EVENT_TYPES } from './events.js';
+import { DeliveryReader, type DeliveryDetail, type DeliverySummary, type HistoryRow } from './reader.js';
+
+export interface DeliveryRoutesOptions {
+  /** The running deliverer; undefined while faultline is still starting (answers 503). */
+  deliverer: () => Deliverer | undefined;
+}
+
+const time = z
+  .union([z.iso.datetime({ offset: true }), z.string().regex(/^\d{10,13}$/, 'an ISO time or epoch milliseconds')])
+  .transform((s) => (/^\d+$/.test(s) ? (s.length === 10 ? Number(s) * 1000 : Number(s)) : Date.parse(s)));
+
+const ListQuery = z
+  .object({
+    endpoint: z.string().optional(),
+    state: z.enum(DELIVERY_STATES).optional(),
+    type: z.enum(EVENT_TYPES).optional(),
+    since: time.optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    cursor: z.string().optional(),
+  })
+  .strict();
+
+const OneQuery = z.object({ endpoint: z.string().optional() }).strict();
+
+const isoOrNull = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
+
+function summaryView(d: DeliverySummary) {
+  return {
+    id: d.id,
+    endpoint: d.endpoint,
+    type: d.type,
+    state: d.state,
+    created_at: new Date(d.created_at).toISOString(),
+    occurred_at: new Date(d.occurred_at).toISOString(),
+    attempt_count: d.attempts,
+    last_attempt_at: isoOrNull(d.last_attempt_at),
+    last_status: d.last_status || null,
+    last_error: d.last_error || null,
+    next_attempt_at: d.state === 'pending' ? isoOrNull(d.next_at) : null,
+    deadline: new Date(d.deadline).toISOString(),
+  };
+}
+
+function historyView(h: HistoryRow) {
+  return {
+    rev: h.rev,
+    at: new Date(h.ts).toISOString(),
+    event: h.event,
+    attempt: h.attempt || undefined,
+    state: h.state,
+    status: h.status || null,
+    latency_ms: h.event === 'attempt' ? h.latency_ms : undefined,
+    error: h.error || null,
+    response_excerpt: h.event === 'attempt' ? h.response : undefined,
+    next_attempt_at: isoOrNull(h.next_at),
+  };
+}
+
+function detailView(d: DeliveryDetail, history: HistoryRow[]) {
+  let payload: unknown = d.body;
+  if (d.content_type.startsWith('application/json')) {
+    try {
+      payload = JSON.parse(d.body);
+    } catch {
+      // Shown as the text it is.
+    }
+  }
+  return {
+    ...summaryView(d),
+    template: d.template,
+    content_type: d.content_type,
+    payload,
+    attempts: history.filter((h) => h.event === 'attempt').map(historyView),
+    events: history.filter((h) => h.event !== 'attempt').map(historyView),
+  };
+}
+
+const encodeCursor = (d: DeliverySummary) => Buffer.from(JSON.stringify([d.created_at, d.endpoint, d.id])).toString('base64url');
+function decodeCursor(c: string): { createdAt: number; endpoint: string; id: string } {
+  try {
+    const [createdAt, endpoint, id] = JSON.parse(Buffer.from(c, 'base64url').toString()) as [number, string, string];
+    if (Number.isFinite(createdAt) && typeof endpoint === 'string' && typeof id === 'string') return { createdAt, endpoint, id };
+  } catch {
+    // fall through
+  }
+  throw badRequest('bad_cursor', 'cursor is not one this API returned');
+}
+
+/**
+ * The deliveries API: every delivery with its state and attempts, filtered and paged; one delivery with
+ * its payload and every attempt; and replay of a dead, disabled (or delivered) one with the same webhook-id.
+ */
+export const deliveryRoutes: FastifyPluginAsync<DeliveryRoutesOptions> = async (app, opts) => {
+  const running = (): Deliverer => {
+    const d = opts.deliverer();
+    if (!d) throw new FaultlineError('starting', 503, 'webhook delivery is starting; try again in a moment', 1);
+    return d;
+  };
+
+  /** The one delivery with this id; with several endpoints sharing it, `?endpoint=` chooses. */
+  const one = async (reader: DeliveryReader, id: string, endpoint?: string): Promise<DeliveryDetail> => {
+    const found = await reader.byId(id, endpoint);
+    if (found.length === 0) throw notFound('delivery_not_found', `no delivery ${id}${endpoint !== undefined ? ` for endpoint ${endpoint}` : ''}`);
+    if (found.length > 1)
+      throw conflict('ambiguous_delivery', `delivery id ${id} exists for endpoints ${found.map((f) => f.endpoint).join(', ')}; add ?endpoint=<name>`);
+    return found[0];
+  };
+
+  app.get('/api/v1/deliveries', async (req) => {
+    const q = parse(ListQuery, req.query, 'query');
+    const d = running();
+    const reader = new DeliveryReader(d.db.store);
+    const list = await reader.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+    const page = list.slice(0, q.limit);
+    return { deliveries: page.map(summaryView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null, endpoints: d.endpointStatus() };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/v1/deliveries/:id', async (req) => {
+    const q = parse(OneQuery, req.query, 'query');
+    const reader = new DeliveryReader(running().db.store);
+    const d = await one(reader, req.params.id, q.endpoint);
+    return detailView(d, await reader.history(d.endpoint, d.id));
+  });
+
+  app.post<{ Params: { id: string } }>('/api/v1/deliveries/:id/replay', async (req, reply) => {
+    const q = parse(OneQuery, req.query, 'query');
+    const deliverer = running();
+    // What is queued is written first, so the state read here is the newest.
+    await deliverer.db.flush();
+    const reader = new DeliveryReader(deliverer.db.store);
+    const d = await one(reader, req.params.id, q.endpoint);
+    if (!deliverer.hasEndpoint(d.endpoint)) throw conflict('endpoint_not_configured', `endpoint ${d.endpoint} is no longer in webhooks.endpoints`);
+    if (d.state === 'pending' || deliverer.isActive(d.endpoint, d.id)) throw conflict('already_pending', `delivery ${d.id} to ${d.endpoint} is pending; it is attempted as scheduled`);
+    await deliverer.replay({ ...d, attempts: d.attempts, rev: d.rev });
+    await deliverer.db.flush();
+    return reply.code(202).send(detailView((await reader.byId(d.id, d.endpoint))[0], await reader.history(d.endpoint, d.id)));
+  });
+};
