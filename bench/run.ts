@@ -2,7 +2,8 @@
  * faultline benchmark (`npm run bench`). Every figure comes from a real `faultline serve` process pinned
  * to core 0 and a load generator process pinned to core 1, over loopback HTTP, next to a bare node:http
  * server on the same core (the ceiling). BENCH_SECONDS (default 60) sets the measured duration of the
- * main phases; BENCH_CONNECTIONS (default 16) the OTLP connections; BENCH_CPU_PROF=1 adds profiled runs.
+ * main phases; BENCH_CONNECTIONS (default 16) the OTLP connections; BENCH_CPU_PROF=1 adds profiled runs;
+ * BENCH_ONLY="faultline protobuf,10k" (parts of phase names) runs only those phases, for iterating.
  * Prints a summary against the issue's targets and writes it to bench/results/latest.json.
  */
 import { cpus } from 'node:os';
@@ -24,6 +25,9 @@ const envInt = (name: string, def: number) => {
 const SECONDS = envInt('BENCH_SECONDS', 60);
 const CONNECTIONS = envInt('BENCH_CONNECTIONS', 16);
 const PROFILE = process.env.BENCH_CPU_PROF === '1';
+/** BENCH_ONLY=protobuf,10k,...: run only the phases whose name contains one of these words (for iterating). */
+const ONLY = (process.env.BENCH_ONLY ?? '').split(',').map((w) => w.trim()).filter(Boolean);
+const wanted = (name: string) => ONLY.length === 0 || ONLY.some((w) => name.includes(w));
 const WARMUP = Math.min(5, Math.max(1, Math.round(SECONDS / 12)));
 const SHORT = Math.max(5, Math.round(SECONDS / 6)); // ceilings
 const HALF = Math.max(10, Math.round(SECONDS / 2)); // queryable, ping
@@ -34,7 +38,8 @@ const otlp = (encoding: 'protobuf' | 'json', seconds: number, extra: Partial<Spe
 });
 const ping = (seconds: number): Spec => ({ kind: 'ping', connections: 64, warmupS: WARMUP, seconds, slugs: 100 });
 
-async function phase(name: string, run: () => Promise<PhaseResult>, results: Record<string, PhaseResult>): Promise<PhaseResult> {
+async function phase(name: string, run: () => Promise<PhaseResult>, results: Record<string, PhaseResult>): Promise<PhaseResult | undefined> {
+  if (!wanted(name)) return undefined;
   const t = performance.now();
   console.log(`\n== ${name}`);
   const r = await run();
@@ -55,14 +60,14 @@ async function main(): Promise<void> {
 
   const protoCeiling = await phase('ceiling protobuf', () => ceilingPhase('ceiling protobuf', otlp('protobuf', SHORT)), R);
   const proto = await phase('faultline protobuf', () => faultlinePhase('faultline protobuf', otlp('protobuf', SECONDS), { disk: true }), R);
-  const { spansBefore, spansAfter, excAfter } = printDisk(proto);
+  const disk = proto ? printDisk(proto) : undefined;
   const jsonCeiling = await phase('ceiling json', () => ceilingPhase('ceiling json', otlp('json', SHORT)), R);
   const json = await phase('faultline json', () => faultlinePhase('faultline json', otlp('json', SECONDS)), R);
   const steady = await phase('faultline 10k spans/s', () => faultlinePhase('faultline 10k spans/s', otlp('protobuf', SECONDS, { rate: 100 })), R);
   const queryable = await phase('faultline queryable', () =>
     faultlinePhase('faultline queryable', otlp('protobuf', HALF, { rate: 50, markers: { everyMs: 300, pollMs: 50, timeoutMs: 30_000 } })), R);
-  const q = queryable.load.markers!;
-  console.log(`  queryable after ack: ${q.samples} samples (${q.failed} not found within 30 s), p50 ${fmt(q.latencyMs.p50)} p99 ${fmt(q.latencyMs.p99)} max ${fmt(q.latencyMs.max)} ms (polled every 50 ms)`);
+  const q = queryable?.load.markers;
+  if (q) console.log(`  queryable after ack: ${q.samples} samples (${q.failed} not found within 30 s), p50 ${fmt(q.latencyMs.p50)} p99 ${fmt(q.latencyMs.p99)} max ${fmt(q.latencyMs.max)} ms (polled every 50 ms)`);
   const pingCeiling = await phase('ceiling ping', () => ceilingPhase('ceiling ping', ping(SHORT)), R);
   const pings = await phase('faultline ping', () => faultlinePhase('faultline ping', ping(HALF), { env: { FAULTLINE_PING_AUTO_CREATE: '1' } }), R);
 
@@ -73,32 +78,43 @@ async function main(): Promise<void> {
     ] as const) {
       const keepAs = join(RESULTS, `${name.replace(' ', '-')}.cpuprofile`);
       const r = await phase(name, () => faultlinePhase(name, spec, { env, profile: { keepAs } }), R);
-      if (r.profile) printProfile(keepAs, r.profile);
+      if (r?.profile) printProfile(keepAs, r.profile);
     }
   }
 
   const sustained = (r: PhaseResult) => Math.min(r.load.itemsPerS, r.store?.writtenPerS ?? Infinity);
-  const ofCeiling = (r: PhaseResult, c: PhaseResult) => `${((r.load.itemsPerS / c.load.itemsPerS) * 100).toFixed(1)}% of ceiling ${fmt(c.load.itemsPerS)}/s`;
+  const ofCeiling = (r: PhaseResult, c?: PhaseResult) => (c ? `${((r.load.itemsPerS / c.load.itemsPerS) * 100).toFixed(1)}% of ceiling ${fmt(c.load.itemsPerS)}/s` : 'no ceiling run');
   const storeNote = (r: PhaseResult) => `acked ${fmt(r.load.itemsPerS)}/s, stored ${fmt(r.store!.writtenPerS)}/s, ${ofCeiling(r, r === proto ? protoCeiling : jsonCeiling)}`;
-  const bytesPerSpan = spansAfter.bytesOnDisk / spansAfter.rows;
-  const rows: TargetRow[] = [
-    target('OTLP protobuf spans/s (1 core)', sustained(proto), '>=', 25_000, 'spans/s', storeNote(proto)),
-    target('OTLP protobuf spans/s, stretch', sustained(proto), '>=', 40_000, 'spans/s'),
-    target('OTLP JSON spans/s', sustained(json), '>=', 0.85 * sustained(proto), 'spans/s', `${storeNote(json)}; goal = protobuf - 15%`),
-    target('ping API pings/s', pings.load.itemsPerS, '>=', 10_000, 'pings/s', ofCeiling(pings, pingCeiling)),
-    target('ping API latency p99', pings.load.latencyMs.p99, '<=', 25, 'ms', `p50 ${fmt(pings.load.latencyMs.p50, 1)} ms at 64 connections`),
-    target('queryable after ack, p99', q.latencyMs.p99, '<=', 2000, 'ms', `${q.samples} samples, ${q.failed} missing, at ${fmt(queryable.load.itemsPerS)} spans/s`),
-    target('RSS max at 10k spans/s', steady.server.rssMaxMiB, '<=', 150, 'MiB',
-      `mean ${fmt(steady.server.rssMeanMiB)}, idle ${fmt(steady.server.rssIdleMiB ?? 0)}, anon max ${fmt(steady.server.anonMaxMiB)} MiB at ${fmt(steady.load.itemsPerS)} spans/s`),
-    target('on disk per span (merged)', bytesPerSpan, '<=', 100, 'B', `${fmt(spansBefore.bytesOnDisk / spansBefore.rows, 1)} B as written; exceptions ${excAfter ? fmt(excAfter.bytesOnDisk / 1e6, 2) : 0} MB`),
-  ];
+  const rows: TargetRow[] = [];
+  if (proto) {
+    rows.push(target('OTLP protobuf spans/s (1 core)', sustained(proto), '>=', 25_000, 'spans/s', storeNote(proto)));
+    rows.push(target('OTLP protobuf spans/s, stretch', sustained(proto), '>=', 40_000, 'spans/s'));
+  }
+  if (json) {
+    const goal = proto ? 0.85 * sustained(proto) : NaN;
+    rows.push(target('OTLP JSON spans/s', sustained(json), '>=', goal, 'spans/s', `${storeNote(json)}; goal = protobuf - 15%`));
+  }
+  if (pings) {
+    rows.push(target('ping API pings/s', pings.load.itemsPerS, '>=', 10_000, 'pings/s', ofCeiling(pings, pingCeiling)));
+    rows.push(target('ping API latency p99', pings.load.latencyMs.p99, '<=', 25, 'ms', `p50 ${fmt(pings.load.latencyMs.p50, 1)} ms at 64 connections`));
+  }
+  if (queryable && q)
+    rows.push(target('queryable after ack, p99', q.latencyMs.p99, '<=', 2000, 'ms', `${q.samples} samples, ${q.failed} missing, at ${fmt(queryable.load.itemsPerS)} spans/s`));
+  if (steady)
+    rows.push(target('RSS max at 10k spans/s', steady.server.rssMaxMiB, '<=', 150, 'MiB',
+      `mean ${fmt(steady.server.rssMeanMiB)}, idle ${fmt(steady.server.rssIdleMiB ?? 0)}, anon max ${fmt(steady.server.anonMaxMiB)} MiB at ${fmt(steady.load.itemsPerS)} spans/s`));
+  if (disk) {
+    const { spansBefore, spansAfter, excAfter } = disk;
+    rows.push(target('on disk per span (merged)', spansAfter.bytesOnDisk / spansAfter.rows, '<=', 100, 'B',
+      `${fmt(spansBefore.bytesOnDisk / spansBefore.rows, 1)} B as written; exceptions ${excAfter ? fmt(excAfter.bytesOnDisk / 1e6, 2) : 0} MB`));
+  }
   const totalS = (performance.now() - started) / 1000;
   console.log(`\n== summary (${SECONDS} s per main phase, total run ${fmt(totalS)} s; spans/s targets use min(acked, stored))`);
   printTable(rows);
   const file = join(RESULTS, 'latest.json');
   writeJson(file, {
     date: new Date().toISOString(),
-    config: { seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
+    config: { only: ONLY.length ? ONLY : undefined, seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
     targets: rows,
     phases: R,
     totalSeconds: totalS,
