@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { TableName } from '../store/index.js';
 import { Truncator, nanosToMs, type AttrMap } from './otlp/values.js';
 
@@ -32,6 +33,12 @@ interface Sighting {
  */
 export class RowBatch {
   readonly rows = new Map<TableName, object[]>();
+  /**
+   * The resource attribute sets the rows refer to by `resource_id` (span rows carry the id, not the map):
+   * id -> attributes. The writer sends each set to the store once, before the rows that refer to it.
+   */
+  readonly resources = new Map<string, AttrMap>();
+  private readonly resourceIds = new Map<AttrMap, string>();
   readonly cut: Truncator;
   rejected = 0;
   private readonly reasons = new Map<string, number>();
@@ -52,6 +59,20 @@ export class RowBatch {
     let list = this.rows.get(table);
     if (!list) this.rows.set(table, (list = []));
     list.push(row);
+  }
+
+  /**
+   * The id of a resource attribute set (a 64-bit hash of its canonical JSON, as a decimal string for the
+   * UInt64 column), registered for the writer. Called once per resource of a request, not per row.
+   */
+  resourceId(resource: AttrMap): string {
+    let id = this.resourceIds.get(resource);
+    if (id === undefined) {
+      id = resourceHash(resource);
+      this.resourceIds.set(resource, id);
+      this.resources.set(id, resource);
+    }
+    return id;
   }
 
   reject(reason: string): void {
@@ -108,6 +129,13 @@ export class RowBatch {
     if (this.cut.cut > 0) parts.push(`${this.cut.cut} value(s) longer than ${this.limits.maxAttributeBytes} chars were truncated`);
     return parts.join('; ');
   }
+}
+
+/** 64 bits of the SHA-1 of the attribute set's JSON with sorted keys (the same set always has the same id). */
+export function resourceHash(resource: AttrMap): string {
+  const keys = Object.keys(resource).sort();
+  const canonical = JSON.stringify(keys.map((k) => [k, resource[k]]));
+  return createHash('sha1').update(canonical).digest().readBigUInt64BE(0).toString();
 }
 
 /** The target named by a resource's attributes; instance falls back to host/pid when the SDK sets none. */

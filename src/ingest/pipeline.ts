@@ -60,7 +60,7 @@ export class IngestPipeline {
     this.metrics.received.inc({ signal }, accepted + batch.rejected);
     if (batch.rejected > 0) this.metrics.rejected.inc({ signal, reason: 'invalid' }, batch.rejected);
     if (batch.cut.cut > 0) this.metrics.truncated.inc({ signal }, batch.cut.cut);
-    await this.writer.write(tables);
+    await this.writer.write(tables, batch.resources);
     this.onDurable?.(tables, batch.nowMs);
     const message = batch.errorMessage();
     return { rejected: batch.rejected, errorMessage: message && batch.rejected > 0 ? `${batch.rejected} ${item} rejected: ${message}` : message };

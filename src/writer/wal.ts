@@ -17,9 +17,18 @@ import { TABLES, type TableName } from '../store/index.js';
  * read, split per table, so that a WAL left by an older version is replayed with the same tokens.
  */
 
+/**
+ * The store table the resource attribute sets go to (migration 006): written first, since the rows of the
+ * other tables refer to them.
+ */
+export const RESOURCES = 'otlp_resources';
+
+/** What a WAL file holds: the rows of a table, or the resource sets. */
+export type WalTable = TableName | typeof RESOURCES;
+
 export interface SegmentFile {
   /** The table of a per-table file; undefined for a legacy file of `<table>\t<row>` lines. */
-  table?: TableName;
+  table?: WalTable;
   path: string;
   bytes: number;
 }
@@ -32,7 +41,7 @@ export interface SealedSegment {
 
 /** One table's rows of a sealed segment, ready for the store. */
 export interface TableBody {
-  table: TableName;
+  table: WalTable;
   body: Buffer;
   rows: number;
 }
@@ -54,8 +63,8 @@ export class Segment {
   bytes = 0;
   rows = 0;
   readonly openedAt = Date.now();
-  private readonly files = new Map<TableName, OpenFile>();
-  private queue = new Map<TableName, string[]>();
+  private readonly files = new Map<WalTable, OpenFile>();
+  private queue = new Map<WalTable, string[]>();
   private waiters: Waiter[] = [];
   private writing?: Promise<void>;
 
@@ -69,7 +78,7 @@ export class Segment {
    * Appends each table's lines to its file; resolves once all are in the files (and on disk, with fsync).
    * Concurrent appends share one write per file.
    */
-  append(parts: Map<TableName, string>, rows: number): Promise<void> {
+  append(parts: Map<WalTable, string>, rows: number): Promise<void> {
     this.rows += rows;
     return new Promise((resolve, reject) => {
       for (const [table, text] of parts) {
@@ -83,13 +92,13 @@ export class Segment {
     });
   }
 
-  private file(table: TableName): OpenFile {
+  private file(table: WalTable): OpenFile {
     let f = this.files.get(table);
     if (!f) this.files.set(table, (f = { path: join(this.dir, `${this.name}.${table}.wal`), bytes: 0 }));
     return f;
   }
 
-  private async writeTable(table: TableName, texts: string[]): Promise<void> {
+  private async writeTable(table: WalTable, texts: string[]): Promise<void> {
     const f = this.file(table);
     f.fd ??= await open(f.path, 'a');
     const buf = Buffer.from(texts.length === 1 ? texts[0] : texts.join(''));
@@ -158,7 +167,7 @@ export class WalDir {
       const bytes = statSync(path).size;
       let seg = segments.get(name);
       if (!seg) segments.set(name, (seg = { name, files: [], bytes: 0 }));
-      seg.files.push({ table: dot < 0 ? undefined : (base.slice(dot + 1) as TableName), path, bytes });
+      seg.files.push({ table: dot < 0 ? undefined : (base.slice(dot + 1) as WalTable), path, bytes });
       seg.bytes += bytes;
     }
     return [...segments.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -200,7 +209,8 @@ export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
     const { body, rows } = wholeLines(await readFile(f.path));
     if (rows > 0) out.push({ table: f.table, body, rows });
   }
-  const order = (t: TableName) => {
+  const order = (t: WalTable) => {
+    if (t === RESOURCES) return -1;
     const i = TABLES.indexOf(t);
     return i < 0 ? TABLES.length : i;
   };

@@ -2,7 +2,9 @@ import { FaultlineError, isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
 import type { Store, TableName } from '../store/index.js';
-import { WalDir, readSegment, type SealedSegment, type Segment } from './wal.js';
+import { RESOURCES, WalDir, readSegment, type SealedSegment, type Segment, type WalTable } from './wal.js';
+
+const MAX_REMEMBERED_RESOURCES = 100_000;
 
 export interface WriterOptions {
   dir: string;
@@ -30,6 +32,8 @@ export class Writer {
   private storeFailing = false;
   private storeReady = false;
   private lastFailureLog = 0;
+  /** Ids of resource attribute sets written to the store by this process. */
+  private readonly storedResources = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -85,9 +89,13 @@ export class Writer {
       : new FaultlineError('store_behind', 429, 'the store is behind and the write-ahead log is full; retry later', 5);
   }
 
-  /** Appends rows (per table) durably; resolves when they survive a crash of this process. */
-  async write(tables: Map<TableName, object[]>): Promise<void> {
-    const parts = new Map<TableName, string>();
+  /**
+   * Appends rows (per table) durably; resolves when they survive a crash of this process. `resources` are
+   * the resource attribute sets the rows refer to by `resource_id`: each is written to the store once
+   * (before the rows of its segment), so a set already stored is not written again.
+   */
+  async write(tables: Map<TableName, object[]>, resources?: ReadonlyMap<string, Readonly<Record<string, string>>>): Promise<void> {
+    const parts = new Map<WalTable, string>();
     let rows = 0;
     for (const [table, list] of tables) {
       if (list.length === 0) continue;
@@ -97,6 +105,12 @@ export class Writer {
       rows += list.length;
     }
     if (rows === 0) return;
+    if (resources) {
+      let text = '';
+      for (const [id, attributes] of resources)
+        if (!this.storedResources.has(id)) text += `{"id":"${id}","attributes":${JSON.stringify(attributes)}}\n`;
+      if (text !== '') parts.set(RESOURCES, text);
+    }
     const seg = (this.active ??= this.wal.newSegment());
     const appended = seg.append(parts, rows);
     if (seg.rows >= this.opts.batchRows) this.seal();
@@ -177,21 +191,31 @@ export class Writer {
       const table = part.table;
       try {
         await this.store.insertJsonLines(table, part.body, `${seg.name}:${table}`);
-        this.metrics.written.inc({ table }, part.rows);
+        if (table === RESOURCES) this.resourcesStored(part.body);
+        else this.metrics.written.inc({ table }, part.rows);
       } catch (err) {
         if (isRetryableStoreError(err)) throw err;
         await this.writeRowByRow(seg, table, part.body, err);
       }
-      this.metrics.batchRows.observe(part.rows);
+      if (table !== RESOURCES) this.metrics.batchRows.observe(part.rows);
     }
     this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
+  }
+
+  /** Resource sets the store has now: later segments leave them out. Bounded: forgetting one only costs a resend. */
+  private resourcesStored(body: Buffer): void {
+    if (this.storedResources.size > MAX_REMEMBERED_RESOURCES) this.storedResources.clear();
+    for (const line of body.toString('utf8').split('\n')) {
+      const id = /^\{"id":"(\d+)"/.exec(line)?.[1];
+      if (id) this.storedResources.add(id);
+    }
   }
 
   /**
    * The store refused a batch as malformed: write its rows one by one so that one bad row costs only
    * itself. Refused rows go to `wal/rejected/` with the store's reason, never silently dropped.
    */
-  private async writeRowByRow(seg: SealedSegment, table: TableName, body: Buffer, cause: unknown): Promise<void> {
+  private async writeRowByRow(seg: SealedSegment, table: WalTable, body: Buffer, cause: unknown): Promise<void> {
     const lines = body.toString('utf8').split('\n').filter((l) => l.length > 0);
     const refused: string[] = [];
     let reason = String((cause as Error).message ?? cause);

@@ -84,7 +84,7 @@ describe('store on a ClickHouse server', () => {
     const second = await migrate();
     assert.match(second.stderr, new RegExp(`store is up to date kind=server .* applied=none already_applied=${migrations.length} retention_changed=none`));
     // Every table and view the migrations create is on the server.
-    const created = migrations.flatMap((m) => m.statements.map((st) => /^CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS \w+\.(\w+)/.exec(st)?.[1] ?? []));
+    const created = migrations.flatMap((m) => m.statements.flatMap((st) => /^CREATE (?:TABLE|MATERIALIZED VIEW|VIEW) IF NOT EXISTS \w+\.(\w+)/.exec(st)?.[1] ?? []));
     assert.ok(created.includes('spans') && created.includes('targets_mv'));
     const tables = await rows<{ name: string }>(`SELECT name FROM system.tables WHERE database = '${database}' ORDER BY name`);
     assert.deepEqual(tables.map((t) => t.name), ['schema_migrations', ...created].sort());

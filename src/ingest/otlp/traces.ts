@@ -36,10 +36,12 @@ export function convertTraces(req: TracesRequest, batch: RowBatch): void {
   for (const rs of req.resourceSpans ?? []) {
     const resource = attributeMap(rs.resource?.attributes, batch.cut);
     const target = targetOf(resource);
+    // Span rows carry the resource's id; the store fills in resource_attributes from it (migration 006).
+    const resourceId = batch.resourceId(resource);
     for (const ss of rs.scopeSpans ?? []) {
       const scopeName = ss.scope?.name ?? '';
       const scopeVersion = ss.scope?.version ?? '';
-      for (const span of ss.spans ?? []) convertSpan(span, target, resource, scopeName, scopeVersion, batch);
+      for (const span of ss.spans ?? []) convertSpan(span, target, resourceId, scopeName, scopeVersion, batch);
     }
   }
 }
@@ -47,7 +49,7 @@ export function convertTraces(req: TracesRequest, batch: RowBatch): void {
 function convertSpan(
   span: SpanIn,
   target: Target,
-  resource: AttrMap,
+  resourceId: string,
   scopeName: string,
   scopeVersion: string,
   batch: RowBatch,
@@ -98,7 +100,7 @@ function convertSpan(
     scope_name: scopeName,
     scope_version: scopeVersion,
     attributes,
-    resource_attributes: resource,
+    resource_id: resourceId,
     'events.ts': eventTs,
     'events.name': eventNames,
     'events.attributes': eventAttrs,
