@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { cronProblem, zoneProblem } from '../detect/schedule.js';
 import { DurationSchema } from './duration.js';
 import { EscalationSchema } from '../escalate/config.js';
+import { WebhooksSchema } from '../deliver/config.js';
 
 const port = z.number().int().min(0).max(65535);
 const bytes = z.number().int().positive();
@@ -191,6 +192,7 @@ export const ConfigSchema = z
     rules: RulesConfigSchema.prefault({}),
     /** Supervision tree, notification routes, flapping (README "Escalation"). */
     escalation: EscalationSchema.prefault({}),
+    webhooks: WebhooksSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
