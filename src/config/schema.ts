@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { cronProblem, zoneProblem } from '../detect/schedule.js';
 import { DurationSchema } from './duration.js';
-import { EscalationSchema } from '../escalate/config.js';
+import { EscalationSchema, escalationEndpoints } from '../escalate/config.js';
 import { WebhooksSchema } from '../deliver/config.js';
 
 const port = z.number().int().min(0).max(65535);
@@ -196,6 +196,15 @@ export const ConfigSchema = z
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    // Every endpoint escalation names must be a configured webhook endpoint: found at load, not at 3 a.m.
+    const endpoints = new Set(cfg.webhooks.endpoints.map((e) => e.name));
+    for (const { path, name } of escalationEndpoints(cfg.escalation))
+      if (!endpoints.has(name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['escalation', ...path],
+          message: `"${name}" is not an endpoint under webhooks.endpoints${endpoints.size ? ` (there: ${[...endpoints].join(', ')})` : ''}`,
+        });
     const ports = [
       ['http_port', cfg.server.http_port],
       ['otlp_http_port', cfg.server.otlp_http_port],

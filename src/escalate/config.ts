@@ -112,3 +112,19 @@ export type EscalationConfig = z.infer<typeof EscalationSchema>;
 
 /** Defaults of the root route (Alertmanager's). */
 export const ROUTE_DEFAULTS = { group_by: ['kind', 'service'], group_wait: 10_000, group_interval: 300_000, repeat_interval: 4 * 3_600_000 };
+
+/** Every webhook endpoint the escalation config names, with where (for errors that point at the field). */
+export function escalationEndpoints(e: EscalationConfig): { path: (string | number)[]; name: string }[] {
+  const out: { path: (string | number)[]; name: string }[] = [];
+  const walkSupervisor = (s: Supervisor, path: (string | number)[]) => {
+    if (s.endpoint) out.push({ path: [...path, 'endpoint'], name: s.endpoint });
+    s.children.forEach((c, i) => isSupervisor(c) && walkSupervisor(c, [...path, 'children', i]));
+  };
+  const walkRoute = (r: Route, path: (string | number)[]) => {
+    if (r.receiver) out.push({ path: [...path, 'receiver'], name: r.receiver });
+    r.routes.forEach((c, i) => walkRoute(c, [...path, 'routes', i]));
+  };
+  if (e.supervision) walkSupervisor(e.supervision, ['supervision']);
+  if (e.routes) walkRoute(e.routes, ['routes']);
+  return out;
+}

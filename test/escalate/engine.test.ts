@@ -218,3 +218,19 @@ describe('maintenance windows', () => {
     assert.equal(inWindow(sunday2am, Date.parse('2026-11-28T01:30:00Z')), false, 'not on Saturday');
   });
 });
+
+describe('escalation config', () => {
+  it('names an endpoint that webhooks does not define, with its path', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { ConfigError } = await import('../../src/config/index.js');
+    const dir = tempDir();
+    const file = join(dir, 'f.yaml');
+    writeFileSync(file, ['escalation:', '  supervision:', '    name: root', '    endpoint: ops', '    children:', '      - { name: api, match: { service: api } }', '  routes:', '    receiver: pager'].join('\n'));
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: Error) => err instanceof ConfigError && /f\.yaml:4: escalation\.supervision\.endpoint: "ops" is not an endpoint under webhooks\.endpoints/.test(err.message) && /escalation\.routes\.receiver: "pager"/.test(err.message),
+    );
+    removeDir(dir);
+  });
+});
