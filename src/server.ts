@@ -13,6 +13,7 @@ import { restoreChecks } from './detect/check-store.js';
 import { FaultReader, FaultWriter } from './faults/index.js';
 import { RulesManager } from './rules/index.js';
 import { Escalator, Silences, escalationRoutes, type EventSink } from './escalate/index.js';
+import { Deliverer, deliveryRoutes } from './deliver/index.js';
 import type { Config } from './config/index.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
@@ -51,6 +52,7 @@ export class FaultlineServer {
   escalator?: Escalator;
   /** Where escalation's events go (the webhook deliverer, once configured). */
   deliverer?: EventSink;
+  private webhooks?: Deliverer;
   private stopped?: Promise<void>;
   readonly registry = new Registry();
 
@@ -68,6 +70,9 @@ export class FaultlineServer {
     if (config.rules.watch) rules.watch();
     const store = (this.store = await openStore(config));
     log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
+    // Templates were checked with the config; the deliverer reads the store only from start() on.
+    const webhooks = (this.webhooks = new Deliverer(store, config.webhooks, log, this.registry));
+    this.deliverer = webhooks;
 
     const writer = (this.writer = new Writer(
       store,
@@ -127,6 +132,7 @@ export class FaultlineServer {
     timelineRoutes(api, { store, rules });
     const silences = new Silences(store);
     escalationRoutes(api, { escalator: () => this.escalator, silences });
+    void api.register(deliveryRoutes, { deliverer: () => webhooks });
     pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
     checkRoutes(api, { store, registry: checks, monitor: checkMonitor });
     const otlp = createApp(appOpts);
@@ -142,6 +148,7 @@ export class FaultlineServer {
     this.preparing = this.prepareStore(store, checks).then(
       async () => {
         writer.storeIsReady();
+        await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
         await restoreDetector(detector, store, new FaultReader(store), rules.current, log);
         await this.startEscalation(store, silences, detector);
         detector.start();
@@ -258,6 +265,7 @@ export class FaultlineServer {
       if (leftBytes > 0) this.log.warn('store unreachable at shutdown; rows stay in the write-ahead log for the next start', { bytes: leftBytes });
     }
     await this.faultWriter?.shutdown();
+    await this.webhooks?.shutdown();
     await this.store?.close();
     this.log.info('faultline stopped');
   }

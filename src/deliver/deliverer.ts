@@ -189,21 +189,56 @@ export class Deliverer {
     }
     if (ep.worker.disabled) return this.settle(d, { event: 'disabled', state: 'disabled', error: `endpoint disabled: ${ep.worker.disabled.reason}` });
     this.active.set(d.key, d);
-    if (this.started) ep.worker.add(d);
+    // Before start() it waits in `active`: start() hands everything there to the workers.
+    ep.worker.add(d);
   }
 
-  /** Resumes the deliveries the last process left pending, and the endpoints it disabled. */
+  /** Whether start() was called (and shutdown() not): the API answers 503 before. */
+  get running(): boolean {
+    return this.started && !this.stopping;
+  }
+
+  /**
+   * Resumes the deliveries the last process left pending, and the endpoints it disabled, then sends.
+   * Returns quickly: when the store does not answer, resuming is retried in the background.
+   */
   async start(): Promise<void> {
     if (this.started || this.stopping) return;
     this.started = true;
-    const disabled = await this.untilStored(() => this.db.disabledEndpoints());
+    try {
+      await this.resume();
+    } catch (err) {
+      this.log.error('webhook deliveries could not be resumed from the store; retrying in the background', { error: err });
+      this.resuming = this.resumeLater();
+    }
+    for (const ep of this.endpoints.values()) ep.worker.start();
+    const off = [...this.endpoints.values()].filter((e) => e.worker.disabled).map((e) => e.config.name);
+    this.log.info('webhook delivery started', { endpoints: this.endpoints.size, pending: this.active.size, disabled: off.join(',') || undefined });
+  }
+
+  private resuming?: Promise<void>;
+
+  private async resumeLater(): Promise<void> {
+    for (let delay = 1000; !this.stopping; delay = Math.min(delay * 2, 30_000)) {
+      await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      if (this.stopping) return;
+      try {
+        await this.resume();
+        this.log.info('webhook deliveries resumed from the store', { pending: this.active.size });
+        return;
+      } catch (err) {
+        this.log.warn('webhook deliveries still not resumed; retrying', { error: err, retry_in_ms: delay });
+      }
+    }
+  }
+
+  private async resume(): Promise<void> {
+    const disabled = await this.db.disabledEndpoints();
     for (const [name, info] of disabled) {
       const ep = this.endpoints.get(name);
       if (ep && ep.urlHash === info.urlHash) ep.worker.disabled = { reason: info.reason, at: info.at };
     }
-    const now = this.now();
-    const rows = await this.untilStored(() => this.db.pending(this.endpointNames(), now - RESUME_WINDOW_MS));
-    let resumed = 0;
+    const rows = await this.db.pending(this.endpointNames(), this.now() - RESUME_WINDOW_MS);
     for (const r of rows) {
       const key = deliveryKey(r.endpoint, r.id);
       if (this.active.has(key) || this.reserving.has(key)) continue;
@@ -228,12 +263,9 @@ export class Deliverer {
         continue;
       }
       this.active.set(key, d);
-      resumed++;
+      ep.worker.add(d);
     }
-    for (const d of this.active.values()) this.endpoints.get(d.endpoint)!.worker.add(d);
-    for (const ep of this.endpoints.values()) ep.worker.start();
-    const off = [...this.endpoints.values()].filter((e) => e.worker.disabled).map((e) => e.config.name);
-    this.log.info('webhook delivery started', { endpoints: this.endpoints.size, resumed, pending: this.active.size, disabled: off.join(',') || undefined });
+    if (rows.length > 0) this.log.info('webhook deliveries resumed', { deliveries: rows.length });
   }
 
   /** One attempt of one delivery, its record, and what follows: done, retry later, dead or disabled. */
@@ -400,7 +432,7 @@ export class Deliverer {
       } catch (err) {
         if (this.stopping || !storeUnavailable(err)) throw err;
         this.log.warn('store not answering the deliverer; retrying', { error: err, retry_in_ms: delay });
-        await sleep(delay);
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
       }
     }
   }
@@ -415,7 +447,7 @@ export class Deliverer {
     this.stopping = true;
     for (const ep of this.endpoints.values()) ep.worker.stop();
     this.abort.abort();
-    await Promise.all([...this.inflight]);
+    await Promise.all([...this.inflight, this.resuming]);
     await this.db.shutdown();
   }
 }

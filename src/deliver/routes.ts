@@ -100,7 +100,7 @@ function decodeCursor(c: string): { createdAt: number; endpoint: string; id: str
 export const deliveryRoutes: FastifyPluginAsync<DeliveryRoutesOptions> = async (app, opts) => {
   const running = (): Deliverer => {
     const d = opts.deliverer();
-    if (!d) throw new FaultlineError('starting', 503, 'webhook delivery is starting; try again in a moment', 1);
+    if (!d?.running) throw new FaultlineError('starting', 503, 'webhook delivery is starting; try again in a moment', 1);
     return d;
   };
 
