@@ -180,6 +180,33 @@ describe('escalation engine', () => {
     assert.equal(after[0].endpoint, 'pager', 'no supervisor covers mailer: straight to people');
   });
 
+  it('tells a flapping target once, then stays quiet while it flaps', async () => {
+    const flappy = new Escalator(
+      EscalationSchema.parse({ routes: { receiver: 'chat', group_wait: '0s', group_interval: '0s' }, flapping: { changes: 3, window: '10m' } }),
+      { enqueue: async (events) => void sent.push(...events) },
+      silences,
+      store,
+      createLogger('error'),
+      () => now,
+    );
+    take();
+    const told: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const f = fault({ service: 'flappy', instance: 'f-1', kind: 'hang' });
+      flappy.opened(f);
+      now += 1000;
+      flappy.tick();
+      await new Promise((r) => setImmediate(r));
+      flappy.resolved({ ...f, state: 'resolved', resolvedAt: now });
+      now += 1000;
+      flappy.tick();
+      await new Promise((r) => setImmediate(r));
+      told.push(...take().filter((e) => e.type === 'fault.escalated' || e.type === 'fault.opened').map((e) => (e.data.fault as Fault).id));
+    }
+    assert.equal(told.length, 2, `opened notifications before flapping set in: ${told.length}`);
+    assert.match(flappy.suppressed[flappy.suppressed.length - 1].reason, /flapping/);
+  });
+
   it('tells the routes about a signature seen for the first time, once', () => {
     take();
     const first = fault({ service: 'search', instance: 's-1' });
