@@ -10,6 +10,7 @@ const HELP = `faultline ${VERSION} — identifies faults in running systems and 
 Usage:
   faultline [serve] [--config FILE]     run the service (the default command)
   faultline migrate [--config FILE]     create or upgrade the store's tables, then exit
+  faultline run [options] -- CMD ARGS…  run a command and report it (any language); see faultline run --help
   faultline --help | --version
 
 Options:
@@ -31,6 +32,10 @@ function fail(message: string, code = 2): never {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'run') {
+    const run = await import('../collectors/run/index.js');
+    return process.exit(await run.main(argv.slice(1)));
+  }
   let parsed;
   try {
     parsed = parseArgs({
