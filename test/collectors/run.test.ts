@@ -1,0 +1,286 @@
+/**
+ * `faultline run` with real child processes against the real faultline service: crashes, a SIGKILL from
+ * outside, a forwarded SIGTERM, heartbeats with the child's memory, restarts with backoff, check pings, and
+ * faultline unreachable (the command runs on; the wrapper says what it dropped); then, on a faultline of its
+ * own, what reached the store (read back after it stopped); and the pure parts (flags, restart policy, tail).
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parseRunArgs, UsageError } from '../../collectors/run/options.js';
+import { RestartPolicy } from '../../collectors/run/restart.js';
+import { StreamTail } from '../../collectors/run/tail.js';
+import { APP } from '../support/supervise.js';
+import { CLI, eventually, freePort, queryStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+
+interface FaultView {
+  id: string;
+  kind: string;
+  check?: string;
+  target?: { service: string; instance: string };
+  explanation: string;
+}
+
+interface Wrapped {
+  proc: ChildProcess;
+  stderr(): string;
+  exited: Promise<{ code: number | null; ms: number; stderr: string }>;
+}
+
+const CONFIG = `
+checks:
+  - slug: nightly-export
+    period: 1h
+`;
+
+describe('faultline run', { concurrency: true }, () => {
+  let dir: string;
+  let fl: RunningFaultline;
+  const procs: ChildProcess[] = [];
+
+  /** `faultline run <args>` as a real process (through the CLI), reporting to the test's faultline. */
+  const wrap = (args: string[], opts: { otlp?: string; env?: Record<string, string> } = {}): Wrapped => {
+    const started = Date.now();
+    const proc = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', opts.otlp ?? fl.otlpHttp, '--url', fl.http, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    procs.push(proc);
+    let stderr = '';
+    proc.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<{ code: number | null; ms: number; stderr: string }>((resolve) =>
+      proc.on('exit', (code) => resolve({ code, ms: Date.now() - started, stderr })),
+    );
+    return { proc, stderr: () => stderr, exited };
+  };
+  const api = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${fl.http}${path}`);
+    assert.equal(res.status, 200, path);
+    return (await res.json()) as T;
+  };
+  const faults = async (query: string) => (await api<{ faults: FaultView[] }>(`/api/v1/faults?limit=500&${query}`)).faults;
+  const target = async (service: string) =>
+    (await api<{ targets: { service: string; pid: number; last_heartbeat: string | null }[] }>('/api/v1/targets')).targets.find((t) => t.service === service);
+
+  before(async () => {
+    dir = tempDir('faultline-run-');
+    writeFileSync(join(dir, 'faultline.yaml'), CONFIG);
+    fl = await startFaultline({ dataDir: join(dir, 'data'), args: ['--config', join(dir, 'faultline.yaml')] });
+    // Detection fully up (its state rebuilt from the store), so every scenario is judged live.
+    await eventually(async () => fl.logs().includes('check state rebuilt from the store'), 20_000, 'faultline ready');
+  });
+  after(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await fl?.kill9();
+    if (dir) removeDir(dir);
+  });
+
+  it('exit 3: the wrapper exits 3 and faultline raises a crash naming exit code 3 and the stderr line', async () => {
+    const w = wrap(['--service', 'loader', '--instance', 'loader-1', '--interval', '200ms', '--', 'sh', '-c',
+      'echo "reading /etc/loader.yaml"; sleep 0.5; echo "fatal: unknown key \\"colour\\" in /etc/loader.yaml" >&2; exit 3']);
+    const exit = await w.exited;
+    assert.equal(exit.code, 3);
+    assert.match(exit.stderr, /fatal: unknown key "colour"/, "the child's stderr goes on to the wrapper's");
+    const f = await eventually(async () => (await faults('service=loader')).find((x) => x.kind === 'crash'), 10_000, 'a crash fault');
+    assert.match(f.explanation, /^loader-1 exited at \d\d:\d\d:\d\d UTC with exit code 3\. Last stderr: "fatal: unknown key "colour" in \/etc\/loader\.yaml"$/);
+  });
+
+  it('a child with the Node collector reports as the same target: one crash, with its exception', async () => {
+    const w = wrap(['--service', 'orders', '--instance', 'orders-7', '--service-version', '3.1.0', '--', process.execPath, APP], {
+      env: { APP_MODE: 'crash-a', APP_AFTER_MS: '600', FAULTLINE_HEARTBEAT_INTERVAL_MS: '200' },
+    });
+    assert.equal((await w.exited).code, 1);
+    const f = await eventually(async () => (await faults('service=orders'))[0], 10_000, 'a crash fault');
+    assert.match(f.explanation, /^orders-7 \(v3\.1\.0\) exited at .* with exit code 1 after an uncaught TypeError: Cannot read properties of undefined \(reading 'total'\) \(at computeTotal \(app\.js\)\)/);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await faults('service=orders')).length, 1, 'the exit is reported once (FAULTLINE_SUPERVISED=1)');
+  });
+
+  it('a child SIGKILLed from outside: signal SIGKILL in the stored exit; heartbeats carried its pid and RSS', async () => {
+    const w = wrap(['--service', 'victim', '--instance', 'victim-1', '--interval', '200ms', '--', 'sleep', '30']);
+    const t = await eventually(async () => {
+      const v = await target('victim');
+      return v?.last_heartbeat ? v : undefined;
+    }, 10_000, 'a heartbeat from the victim');
+    assert.notEqual(t.pid, w.proc.pid, "process.pid is the child's, not the wrapper's");
+    process.kill(t.pid, 'SIGKILL');
+    const exit = await w.exited;
+    assert.equal(exit.code, 137, '128 + 9');
+    const f = await eventually(async () => (await faults('service=victim'))[0], 10_000, 'a fault for the victim');
+    assert.equal(f.kind, 'crash');
+    assert.match(f.explanation, /victim-1 exited at .* with signal SIGKILL/);
+    type Detail = { evidence_records: { ref: { type: string }; record?: Record<string, unknown> }[] };
+    const exitRecord = await eventually(async () => {
+      const d = await api<Detail>(`/api/v1/faults/${f.id}`);
+      return d.evidence_records.find((e) => e.ref.type === 'exit')?.record;
+    }, 5000, 'the stored exit');
+    assert.equal(exitRecord.signal, 'SIGKILL');
+    assert.equal(exitRecord.intended, false);
+  });
+
+  it('SIGTERM to the wrapper is forwarded: the wrapper exits 143, the exit is intended, no fault', async () => {
+    const w = wrap(['--service', 'stoppable', '--interval', '200ms', '--', process.execPath, '-e', 'process.stderr.write("ready\\n"); setInterval(() => {}, 1000)']);
+    await eventually(async () => w.stderr().includes('ready') && (await target('stoppable'))?.last_heartbeat, 10_000, 'the child up');
+    const { pid } = (await target('stoppable'))!;
+    w.proc.kill('SIGTERM');
+    const exit = await w.exited;
+    assert.equal(exit.code, 143);
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the child is gone');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual(await faults('service=stoppable'), [], 'an intended stop is no fault');
+  });
+
+  it('--restart on-failure: restarts with doubling delays, reports each run, and gives up after --max-restarts', async () => {
+    const w = wrap(['--service', 'flaky', '--instance', 'flaky-1', '--restart', 'on-failure', '--restart-delay', '100ms', '--max-restarts', '3', '--',
+      'sh', '-c', 'echo "boom: cannot reach queue" >&2; exit 1']);
+    const exit = await w.exited;
+    assert.equal(exit.code, 1);
+    const delays = [...exit.stderr.matchAll(/sh exited with code 1 after \d+ ms; restart (\d) in (\d+) ms/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    assert.deepEqual(delays, [[1, 100], [2, 200], [3, 400]]);
+    assert.match(exit.stderr, /not restarting: 3 restarts \(--max-restarts\) used up/);
+    assert.ok(exit.ms >= 700, `waited the backoff (${exit.ms} ms)`);
+    const loop = await eventually(async () => (await faults('service=flaky&kind=crash_loop'))[0], 10_000, 'a crash loop');
+    assert.match(loop.explanation, /flaky is crash-looping: [34] abnormal exits/);
+
+    // --restart always also restarts after exit 0; on-failure does not.
+    const always = await wrap(['--service', 'cron-ish', '--restart', 'always', '--restart-delay', '50ms', '--max-restarts', '1', '--', 'true']).exited;
+    assert.equal(always.code, 0);
+    assert.match(always.stderr, /restart 1 in 50 ms/);
+    const onFailure = await wrap(['--service', 'cron-ish', '--restart', 'on-failure', '--', 'true']).exited;
+    assert.doesNotMatch(onFailure.stderr, /restart/);
+  });
+
+  it('--check: pings start, then the exit code with the stderr tail; a success run brings the check up', async () => {
+    const failed = await wrap(['--check', 'nightly-export', '--service', 'exporter', '--', 'sh', '-c',
+      'echo "exporting 12 tables"; sleep 0.3; echo "export failed: disk full" >&2; exit 4']).exited;
+    assert.equal(failed.code, 4);
+    const f = await eventually(async () => (await faults('kind=failed_run')).find((x) => x.check === 'nightly-export'), 10_000, 'a failed_run fault');
+    assert.match(f.explanation, /^nightly-export failed at .* with exit code 4 after running \d+ ms \(run [0-9a-f-]{36}\); its log ends: "export failed: disk full"$/, failed.stderr);
+
+    assert.equal((await wrap(['--check', 'nightly-export', '--service', 'exporter', '--', 'true']).exited).code, 0);
+    type Check = { state: string; last_ping: { kind: string; exit_code: number | null; rid: string | null } };
+    const check = await eventually(async () => {
+      const c = await api<Check>('/api/v1/checks/nightly-export');
+      return c.state === 'up' ? c : undefined;
+    }, 10_000, 'the check up');
+    assert.equal(check.last_ping.kind, 'success');
+    assert.match(check.last_ping.rid ?? '', /^[0-9a-f-]{36}$/);
+  });
+
+  it('faultline unreachable: the child runs to its end, its exit code is returned, and the drops are reported', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const w = wrap(['--service', 'orphan', '--interval', '50ms', '--buffer', '5', '--flush-timeout', '500ms', '--', 'sh', '-c', 'sleep 1; echo "done anyway" >&2; exit 5'], { otlp: closed });
+    await eventually(async () => w.stderr().includes('done anyway'), 10_000, 'the child to the end');
+    const ended = Date.now();
+    const exit = await w.exited;
+    assert.equal(exit.code, 5);
+    assert.match(exit.stderr, new RegExp(`cannot send telemetry to ${closed} \\(ECONNREFUSED\\)`));
+    const m = /telemetry to \S+: 0 delivered, dropped (\d+) heartbeats \(buffer of 5 full\), (\d+) heartbeats and 1 exit event not delivered within 500 ms/.exec(exit.stderr);
+    assert.ok(m, exit.stderr);
+    assert.ok(Number(m[1]) > 0, `dropped ${m[1]} heartbeats`);
+    assert.equal(Number(m[2]), 4, 'the buffer kept the exit event and the newest heartbeats');
+    assert.ok(Date.now() - ended < 2000, `the wrapper gave up delivering after --flush-timeout (exited ${Date.now() - ended} ms after the child)`);
+  });
+});
+
+describe('faultline run: what reached the store', () => {
+  it('heartbeats with RSS and CPU, intended and restart-counted exits', async () => {
+    const dir = tempDir('faultline-run-store-');
+    let started: RunningFaultline | undefined;
+    const spawned: ChildProcess[] = [];
+    try {
+      const fl = (started = await startFaultline({ dataDir: join(dir, 'data') }));
+      const wrapper = (args: string[]) => {
+        const p = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', fl.otlpHttp, ...args], { stdio: 'ignore' });
+        spawned.push(p);
+        return p;
+      };
+      const run = (args: string[]) => new Promise<number | null>((resolve) => wrapper(args).on('exit', (code) => resolve(code)));
+      const [busy, stop, flaky] = await Promise.all([
+        run(['--service', 'busy', '--interval', '200ms', '--', process.execPath, '-e', 'const a = Buffer.alloc(64e6, 1); const t = Date.now(); while (Date.now() - t < 1200);']),
+        (async () => {
+          const p = wrapper(['--service', 'stoppable', '--', 'sleep', '30']);
+          await eventually(async () => {
+            const { targets } = (await (await fetch(`${fl.http}/api/v1/targets`)).json()) as { targets: { service: string }[] };
+            return targets.some((t) => t.service === 'stoppable');
+          }, 10_000, 'the child up');
+          p.kill('SIGTERM');
+          return new Promise<number | null>((resolve) => p.on('exit', resolve));
+        })(),
+        run(['--service', 'flaky', '--restart', 'on-failure', '--restart-delay', '10ms', '--max-restarts', '2', '--', 'sh', '-c', 'exit 2']),
+      ]);
+      assert.deepEqual([busy, stop, flaky], [0, 143, 2]);
+      await new Promise((r) => setTimeout(r, 1500)); // the last batch reaches the store
+      await fl.stop();
+
+      const beats = await queryStore<{ rss_bytes: number; cpu_utilization: number | null; pid: number }>(
+        join(dir, 'data'),
+        "SELECT rss_bytes, cpu_utilization, pid FROM faultline.heartbeats WHERE service = 'busy' ORDER BY ts",
+      );
+      assert.ok(beats.length >= 4, `${beats.length} heartbeats`);
+      assert.ok(Math.max(...beats.map((b) => Number(b.rss_bytes))) > 64e6, "the child's RSS, with its 64 MB buffer");
+      // Far from 1 on a loaded machine, but never 0 for a busy loop.
+      assert.ok(Math.max(...beats.map((b) => Number(b.cpu_utilization ?? 0))) > 0.05, 'a busy loop shows as CPU');
+      assert.equal(new Set(beats.map((b) => b.pid)).size, 1);
+
+      type ExitRow = { service: string; exit_code: number | null; signal: string; reason: string; intended: boolean; max_rss_bytes: number | null; attributes: Record<string, string> };
+      const exits = await queryStore<ExitRow>(join(dir, 'data'), 'SELECT service, exit_code, signal, reason, intended, max_rss_bytes, pid, attributes FROM faultline.exits ORDER BY ts');
+      const stopped = exits.find((e) => e.service === 'stoppable')!;
+      assert.equal(stopped.signal, 'SIGTERM');
+      assert.equal(stopped.intended, true);
+      const busyExit = exits.find((e) => e.service === 'busy')!;
+      assert.equal(busyExit.reason, 'graceful');
+      assert.ok(Number(busyExit.max_rss_bytes) > 64e6, 'peak RSS');
+      const flakyExits = exits.filter((e) => e.service === 'flaky');
+      assert.deepEqual(flakyExits.map((e) => e.attributes['process.restart.count']), ['0', '1', '2']);
+      assert.deepEqual(flakyExits.map((e) => e.reason), ['error', 'error', 'error']);
+    } finally {
+      for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      await started?.kill9();
+      removeDir(dir);
+    }
+  });
+});
+
+describe('faultline run: parts', () => {
+  it('parses its command line; bad flags are usage errors', () => {
+    const o = parseRunArgs(['--service', 'api', '--restart', 'on-failure', '--interval', '250ms', '--', 'node', 'server.js', '--port', '8080'], {});
+    assert.ok(o !== 'help');
+    assert.deepEqual([o.command, o.args, o.service, o.restart, o.intervalMs, o.otlpEndpoint, o.url], [
+      'node', ['server.js', '--port', '8080'], 'api', 'on-failure', 250, 'http://127.0.0.1:4318', 'http://127.0.0.1:8080',
+    ]);
+    assert.equal(parseRunArgs(['--', 'x'], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://fl:4318/', FAULTLINE_URL: 'http://fl:8080' }) !== 'help' && 'ok', 'ok');
+    assert.equal(parseRunArgs(['-h']), 'help');
+    for (const bad of [['--bogus', '--', 'x'], ['--restart', 'sometimes', '--', 'x'], ['--interval', '5x', '--', 'x'], [], ['--check', 'Bad Slug', '--', 'x']])
+      assert.throws(() => parseRunArgs(bad, {}), UsageError, JSON.stringify(bad));
+  });
+
+  it('restart policy: doubling delay with a cap, reset after a stable run, no restart after an intended stop', () => {
+    const p = new RestartPolicy({ mode: 'on-failure', initialDelayMs: 100, maxDelayMs: 350, stableAfterMs: 10_000 });
+    const fail = { code: 1, signal: null, runtimeMs: 50, intended: false };
+    assert.deepEqual([p.next(fail), p.next(fail), p.next(fail), p.next(fail)], [100, 200, 350, 350]);
+    assert.equal(p.next({ ...fail, runtimeMs: 20_000 }), 100, 'a stable run resets the delay');
+    assert.equal(p.next({ ...fail, code: 0 }), null, 'on-failure: not after exit 0');
+    assert.equal(p.next({ ...fail, code: null, signal: 'SIGSEGV' }), 200, 'on-failure: after a signal');
+    assert.equal(p.next({ ...fail, intended: true }), null);
+    assert.equal(new RestartPolicy({ mode: 'always', initialDelayMs: 1, maxDelayMs: 1, stableAfterMs: 1 }).next({ ...fail, code: 0 }), 1);
+    assert.equal(new RestartPolicy({ mode: 'no', initialDelayMs: 1, maxDelayMs: 1, stableAfterMs: 1 }).next(fail), null);
+  });
+
+  it('stderr tail: the last 50 lines, at most 8 KiB, across split UTF-8', () => {
+    const t = new StreamTail();
+    for (let i = 0; i < 200; i++) t.push(Buffer.from(`line ${i}\n`));
+    const lines = t.value().split('\n');
+    assert.equal(lines.length, 50);
+    assert.equal(lines[49], 'line 199');
+    const u = new StreamTail();
+    const euro = Buffer.from('€ price\n');
+    u.push(euro.subarray(0, 1));
+    u.push(euro.subarray(1));
+    u.push('x'.repeat(20_000));
+    assert.ok(Buffer.byteLength(u.value()) <= 8192);
+    assert.equal(new StreamTail().value(), '');
+  });
+});
