@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log/index.js';
 import type { Registry } from '../metrics/index.js';
@@ -19,7 +20,7 @@ import { TRANSPORTS, USER_AGENT, type Sent, type Transport } from './transport.j
 export interface DelivererOptions {
   now?: () => number;
   random?: () => number;
-  transports?: Record<string, Transport>;
+  transports?: Record<string, (url: URL, maxSockets: number) => Transport>;
 }
 
 interface Endpoint {
@@ -66,6 +67,8 @@ export class Deliverer {
     registry: Registry,
     opts: DelivererOptions = {},
   ) {
+    // Every attempt in flight listens for shutdown on this one signal.
+    setMaxListeners(0, this.abort.signal);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.db = new DeliveryStore(store, log);
@@ -87,7 +90,7 @@ export class Deliverer {
         worker,
         keys: ep.secrets.map((s) => secretKey(s)!),
         template,
-        transport: transports[url.protocol],
+        transport: transports[url.protocol](url, ep.max_concurrency),
         urlHash: createHash('sha256').update(ep.url).digest('hex').slice(0, 16),
         origin: url.origin,
       };
@@ -129,40 +132,62 @@ export class Deliverer {
       fresh.push(ev);
     }
     if (fresh.length === 0) return;
-    try {
-      const known = await this.untilStored(() => this.db.existing(fresh));
-      const now = this.now();
-      const rows: { row: OutboxRow; renderError?: string }[] = [];
-      for (const ev of fresh) {
-        if (known.has(deliveryKey(ev.endpoint, ev.id))) continue;
-        const ep = this.endpoints.get(ev.endpoint)!;
-        let rendered = { body: '', contentType: 'application/json' };
-        let renderError: string | undefined;
-        try {
-          rendered = ep.template.render(ev, ep.config.pagerduty_routing_key);
-        } catch (err) {
-          renderError = (err as Error).message;
+    return new Promise((resolve, reject) => {
+      this.admission.push({ events: fresh, resolve, reject });
+      this.admitting ??= this.admit();
+    });
+  }
+
+  private admission: { events: WebhookEvent[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private admitting?: Promise<void>;
+
+  /**
+   * Admits what enqueue() calls handed over, in rounds: every call waiting when a round starts shares its
+   * one outbox lookup and one insert (a store round trip costs milliseconds; events arrive one by one).
+   */
+  private async admit(): Promise<void> {
+    while (this.admission.length > 0) {
+      const round = this.admission.splice(0);
+      const events = round.flatMap((r) => r.events);
+      try {
+        const known = await this.untilStored(() => this.db.existing(events));
+        const now = this.now();
+        const rows: { row: OutboxRow; renderError?: string }[] = [];
+        for (const ev of events) {
+          if (known.has(deliveryKey(ev.endpoint, ev.id))) continue;
+          const ep = this.endpoints.get(ev.endpoint)!;
+          let rendered = { body: '', contentType: 'application/json' };
+          let renderError: string | undefined;
+          try {
+            rendered = ep.template.render(ev, ep.config.pagerduty_routing_key);
+          } catch (err) {
+            renderError = (err as Error).message;
+          }
+          rows.push({
+            renderError,
+            row: {
+              id: ev.id,
+              endpoint: ev.endpoint,
+              type: ev.type,
+              created_at: now,
+              occurred_at: ev.occurredAt,
+              deadline_at: now + ep.config.max_age,
+              template: ep.config.template,
+              content_type: rendered.contentType,
+              body: rendered.body,
+            },
+          });
         }
-        rows.push({
-          renderError,
-          row: {
-            id: ev.id,
-            endpoint: ev.endpoint,
-            type: ev.type,
-            created_at: now,
-            occurred_at: ev.occurredAt,
-            deadline_at: now + ep.config.max_age,
-            template: ep.config.template,
-            content_type: rendered.contentType,
-            body: rendered.body,
-          },
-        });
+        await this.db.writeOutbox(rows.map((r) => r.row));
+        for (const { row, renderError } of rows) this.accept(row, renderError);
+        round.forEach((r) => r.resolve());
+      } catch (err) {
+        round.forEach((r) => r.reject(err));
+      } finally {
+        for (const ev of events) this.reserving.delete(deliveryKey(ev.endpoint, ev.id));
       }
-      await this.db.writeOutbox(rows.map((r) => r.row));
-      for (const { row, renderError } of rows) this.accept(row, renderError);
-    } finally {
-      for (const ev of fresh) this.reserving.delete(deliveryKey(ev.endpoint, ev.id));
     }
+    this.admitting = undefined;
   }
 
   /** An event now durable in the outbox: queued, or recorded as failed to render or as for a disabled endpoint. */
@@ -279,7 +304,7 @@ export class Deliverer {
       'webhook-timestamp': String(ts),
     };
     if (ep.keys.length > 0) headers['webhook-signature'] = sign(ep.keys, d.id, ts, d.body);
-    const sent = await ep.transport({ url: ep.config.url, body: d.body, headers, timeoutMs: ep.config.timeout, stop: this.abort.signal });
+    const sent = await ep.transport.send({ body: d.body, headers, timeoutMs: ep.config.timeout, stop: this.abort.signal });
     // Cut short by shutdown: still pending in the store, attempted again after the restart.
     if (sent.aborted) return;
     d.attempts++;
@@ -447,8 +472,13 @@ export class Deliverer {
     this.stopping = true;
     for (const ep of this.endpoints.values()) ep.worker.stop();
     this.abort.abort();
+    // Attempts cut short record nothing; those that ended just before record their outcome.
     await Promise.all([...this.inflight, this.resuming]);
+    // Events being admitted still go to the outbox if the store takes them; a failing store fails them now.
+    this.db.stopRetrying();
+    await this.admitting;
     await this.db.shutdown();
+    for (const ep of this.endpoints.values()) ep.transport.close();
   }
 }
 

@@ -62,7 +62,10 @@ const MAX_LINES = 5000;
 export class DeliveryStore {
   private readonly queued = new Map<string, { lines: string[]; waiters: { resolve: () => void; reject: (e: unknown) => void }[] }>();
   private running?: Promise<void>;
-  private stopping = false;
+  /** Failures are no longer retried (shutting down): what fails is rejected. */
+  private giveUp = new AbortController();
+  /** No new writes. */
+  private closed = false;
   private failingSince = 0;
 
   constructor(
@@ -90,7 +93,7 @@ export class DeliveryStore {
 
   private write(table: string, rows: object[]): Promise<void> {
     if (rows.length === 0) return Promise.resolve();
-    if (this.stopping) return Promise.reject(new Error('the deliverer is shut down'));
+    if (this.closed) return Promise.reject(new Error('the deliverer is shut down'));
     return new Promise((resolve, reject) => {
       let q = this.queued.get(table);
       if (!q) this.queued.set(table, (q = { lines: [], waiters: [] }));
@@ -118,7 +121,7 @@ export class DeliveryStore {
         this.failingSince = 0;
         delay = 100;
       } catch (err) {
-        if (this.stopping || !storeUnavailable(err)) {
+        if (this.giveUp.signal.aborted || !storeUnavailable(err)) {
           if (!storeUnavailable(err)) this.log.error('the store refused delivery rows', { table, rows: q.lines.length, error: err });
           q.waiters.forEach((w) => w.reject(err));
           continue;
@@ -130,7 +133,7 @@ export class DeliveryStore {
         // Put the batch back in front of anything queued meanwhile, then wait.
         const later = this.queued.get(table);
         this.queued.set(table, { lines: [...q.lines, ...(later?.lines ?? [])], waiters: [...q.waiters, ...(later?.waiters ?? [])] });
-        await sleep(delay);
+        await sleep(delay, undefined, { signal: this.giveUp.signal }).catch(() => undefined);
         delay = Math.min(delay * 2, 5000);
       }
     }
@@ -142,11 +145,15 @@ export class DeliveryStore {
     while (this.running) await this.running;
   }
 
-  /** Writes what is queued (one more try each if the store fails), then refuses new writes. */
+  /** From now on a failed write is rejected at once instead of retried (writes are still taken). */
+  stopRetrying(): void {
+    this.giveUp.abort();
+  }
+
+  /** Writes what is queued (one more try if the store fails), then refuses new writes. */
   async shutdown(): Promise<void> {
-    const pending = this.running;
-    this.stopping = true;
-    await pending;
+    this.stopRetrying();
+    this.closed = true;
     while (this.running) await this.running;
   }
 

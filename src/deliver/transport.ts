@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
 import { packageRoot } from '../paths.js';
 
@@ -22,7 +24,6 @@ export interface Sent {
 }
 
 export interface Request {
-  url: string;
   body: string;
   headers: Record<string, string>;
   timeoutMs: number;
@@ -30,62 +31,85 @@ export interface Request {
   stop: AbortSignal;
 }
 
-/** How a webhook travels, by URL scheme: a new transport is a new entry, not a new branch. */
-export type Transport = (req: Request) => Promise<Sent>;
+/** Sends requests to one endpoint; close() lets go of its idle connections (at shutdown). */
+export interface Transport {
+  send(req: Request): Promise<Sent>;
+  close(): void;
+}
 
-export const TRANSPORTS: Record<string, Transport> = { 'http:': httpPost, 'https:': httpPost };
+/** How a webhook travels, by URL scheme: a new transport is a new entry, not a new branch. */
+export const TRANSPORTS: Record<string, (url: URL, maxSockets: number) => Transport> = {
+  'http:': (url, maxSockets) => nodeTransport(http, url, maxSockets),
+  'https:': (url, maxSockets) => nodeTransport(https, url, maxSockets),
+};
 
 /**
- * One POST with a fresh timeout covering connect, headers and the body excerpt; redirects are returned,
- * never followed.
+ * POSTs over node:http(s) with a keep-alive agent of the endpoint's own (its sockets are never shared with
+ * another endpoint). One timer per attempt covers connect, headers and body. Redirects are answers like
+ * any other: node:http never follows them.
  */
-async function httpPost(req: Request): Promise<Sent> {
-  const timeout = AbortSignal.timeout(req.timeoutMs);
-  const signal = AbortSignal.any([timeout, req.stop]);
-  const started = performance.now();
-  try {
-    const res = await fetch(req.url, { method: 'POST', body: req.body, headers: req.headers, redirect: 'manual', signal });
-    const excerpt = await readExcerpt(res);
-    return {
-      status: res.status,
-      latencyMs: performance.now() - started,
-      excerpt,
-      retryAfter: res.headers.get('retry-after'),
-      location: res.headers.get('location'),
-    };
-  } catch (err) {
-    const latencyMs = performance.now() - started;
-    const base = { status: 0, latencyMs, excerpt: '', retryAfter: null, location: null };
-    if (req.stop.aborted) return { ...base, aborted: true };
-    if (timeout.aborted) return { ...base, failure: { kind: 'timeout', message: `no response within ${req.timeoutMs} ms` } };
-    return { ...base, failure: { kind: 'network', message: networkMessage(err) } };
-  }
+function nodeTransport(mod: typeof http | typeof https, url: URL, maxSockets: number): Transport {
+  const agent = new mod.Agent({ keepAlive: true, maxSockets, scheduling: 'lifo' });
+  const send = (req: Request) =>
+    new Promise<Sent>((resolve) => {
+      const started = performance.now();
+      let status = 0;
+      let headers: http.IncomingHttpHeaders = {};
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let settled = false;
+      const finish = (extra: Partial<Sent> = {}) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.stop.removeEventListener('abort', onStop);
+        const one = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h) ?? null;
+        resolve({
+          status,
+          latencyMs: performance.now() - started,
+          excerpt: new TextDecoder().decode(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES)),
+          retryAfter: one(headers['retry-after']),
+          location: one(headers.location),
+          ...extra,
+        });
+      };
+      const request = mod.request(url, { method: 'POST', agent, headers: { ...req.headers, 'content-length': String(Buffer.byteLength(req.body)) } }, (res) => {
+        status = res.statusCode ?? 0;
+        headers = res.headers;
+        res.on('data', (c: Buffer) => {
+          if (size < EXCERPT_BYTES) chunks.push(c);
+          size += c.length;
+        });
+        res.on('end', () => finish());
+        // The status already decided the outcome; a body cut short only shortens the excerpt.
+        res.on('error', () => finish());
+        res.on('aborted', () => finish());
+      });
+      const timer = setTimeout(() => {
+        request.destroy();
+        finish(status ? {} : { status: 0, failure: { kind: 'timeout', message: `no response within ${req.timeoutMs} ms` } });
+      }, req.timeoutMs);
+      const onStop = () => {
+        request.destroy();
+        finish({ aborted: true });
+      };
+      if (req.stop.aborted) return onStop();
+      req.stop.addEventListener('abort', onStop, { once: true });
+      request.on('error', (err: NodeJS.ErrnoException) => finish({ status: 0, failure: { kind: 'network', message: networkMessage(err) } }));
+      request.end(req.body);
+    });
+  return { send, close: () => agent.destroy() };
 }
 
-async function readExcerpt(res: Response): Promise<string> {
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  try {
-    while (size < EXCERPT_BYTES) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.length;
+/** The socket-level reason (ECONNREFUSED, a reset, DNS, TLS ...), never the URL's path or query. */
+function networkMessage(err: NodeJS.ErrnoException): string {
+  const code = err.code;
+  const message = err.message.replace(/https?:\/\/\S+/g, (u) => {
+    try {
+      return new URL(u).origin;
+    } catch {
+      return '<url>';
     }
-  } catch {
-    // The status already decided the outcome; a body cut short (timeout, reset) only shortens the excerpt.
-  } finally {
-    reader.cancel().catch(() => undefined);
-  }
-  return new TextDecoder().decode(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES));
-}
-
-/** undici reports "fetch failed" with the real reason in `cause` (ECONNREFUSED, a reset, DNS, TLS ...). */
-function networkMessage(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
-  const code = cause?.code ?? (err as NodeJS.ErrnoException)?.code;
-  const message = cause?.message ?? (err as Error)?.message ?? String(err);
+  });
   return code && !message.includes(code) ? `${code}: ${message}` : message;
 }
