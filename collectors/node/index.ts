@@ -102,6 +102,8 @@ export function start(opts: CollectorOptions = {}): Collector {
       eventName: 'faultline.heartbeat',
       attributes: {
         'faultline.heartbeat.interval_ms': intervalMs,
+        // From inside the runtime's event loop: it stops when the process hangs.
+        'faultline.heartbeat.source': 'runtime',
         'process.memory.rss': mem.rss,
         'process.memory.limit': limit,
         'process.runtime.heap.used': mem.heapUsed,

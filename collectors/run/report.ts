@@ -91,6 +91,8 @@ export function heartbeatRecord(v: Vitals, intervalMs: number, memoryLimit: numb
     eventName: 'faultline.heartbeat',
     attributes: {
       'faultline.heartbeat.interval_ms': intervalMs,
+      // From outside the process: proves it exists, not that it responds (see the detector).
+      'faultline.heartbeat.source': 'wrapper',
       'process.memory.rss': v.rss,
       'process.memory.limit': memoryLimit,
       'process.memory.max_rss': v.maxRss,

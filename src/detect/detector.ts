@@ -42,6 +42,9 @@ export class RecentIds {
   }
 }
 
+/** A wrapper's heartbeats do not count for liveness while the runtime inside beat within this time. */
+const RUNTIME_BEAT_TRUST_MS = 10 * 60_000;
+
 /** Targets not heard from for this long, with nothing open, are forgotten. */
 const EVICT_AFTER_MS = 3_600_000;
 
@@ -163,7 +166,13 @@ export class Detector {
   }
 
   private ingest(tables: Map<TableName, object[]>, arrival: number): void {
-    for (const row of (tables.get('target_sightings') ?? []) as Row[]) this.sighting(row, arrival);
+    // A wrapper's heartbeats must not prove the process responsive (see heartbeat()): their sightings don't.
+    const wrapped = new Set(
+      ((tables.get('heartbeats') ?? []) as Row[])
+        .filter((r) => ((r.attributes ?? {}) as Record<string, string>)['faultline.heartbeat.source'] === 'wrapper')
+        .map((r) => targetKey(String(r.service ?? ''), String(r.instance ?? ''))),
+    );
+    for (const row of (tables.get('target_sightings') ?? []) as Row[]) this.sighting(row, arrival, wrapped);
     for (const row of (tables.get('exceptions') ?? []) as Row[]) this.exception(row);
     for (const row of (tables.get('heartbeats') ?? []) as Row[]) this.heartbeat(row, arrival);
     for (const row of (tables.get('exits') ?? []) as Row[]) this.exit(exitFromRow(row), arrival);
@@ -179,11 +188,11 @@ export class Detector {
     return t;
   }
 
-  private sighting(row: Row, arrival: number): void {
+  private sighting(row: Row, arrival: number, wrapped: Set<string>): void {
     const info = infoOf(row);
     const t = this.target(info, arrival);
     t.lastSeen = Math.max(t.lastSeen, msOf(row.last_seen));
-    if (t.status === 'alive') t.hb.refresh(arrival);
+    if (t.status === 'alive' && !wrapped.has(t.key)) t.hb.refresh(arrival);
     for (const p of this.pending)
       if (p.exit.service === info.service && info.version && info.version !== p.exit.version && !p.replacedBy) p.replacedBy = info.version;
   }
@@ -202,6 +211,16 @@ export class Detector {
   }
 
   private heartbeat(row: Row, arrival: number): void {
+    const source = ((row.attributes ?? {}) as Record<string, string>)['faultline.heartbeat.source'] ?? '';
+    const t = this.targets.get(targetKey(String(row.service ?? ''), String(row.instance ?? '')));
+    if (source === 'runtime' && t) t.runtimeBeatAt = arrival;
+    // A wrapper's heartbeat proves the process exists, not that it responds: while the runtime inside
+    // beats too, only the runtime's judge silence (else a hung process would look alive); the wrapper's
+    // still feed the memory series.
+    if (source === 'wrapper' && t && arrival - t.runtimeBeatAt < RUNTIME_BEAT_TRUST_MS) {
+      if (row.rss_bytes != null) t.rss.push(msOf(row.ts), Number(row.rss_bytes));
+      return;
+    }
     this.beat(infoOf(row), {
       at: msOf(row.ts),
       intervalMs: Number(row.interval_ms ?? 0),

@@ -61,6 +61,8 @@ export class TargetState {
   firstSeen: number;
   /** Evidence time of the newest telemetry of any kind. */
   lastSeen = 0;
+  /** When a heartbeat from inside the runtime (not from a wrapper) last arrived. */
+  runtimeBeatAt = -Infinity;
 
   constructor(
     public info: TargetInfo,

@@ -98,6 +98,16 @@ describe('faultline run', { concurrency: true }, () => {
     assert.equal((await faults('service=orders')).length, 1, 'the exit is reported once (FAULTLINE_SUPERVISED=1)');
   });
 
+  it('a hung child is a hang even though the wrapper around it keeps beating', async () => {
+    const w = wrap(['--service', 'spinner', '--instance', 'spinner-1', '--interval', '200ms', '--', process.execPath, APP], {
+      env: { APP_MODE: 'hang', APP_AFTER_MS: '2000', FAULTLINE_HEARTBEAT_INTERVAL_MS: '200' },
+    });
+    const f = await eventually(async () => (await faults('service=spinner')).find((x) => x.kind === 'hang'), 20_000, 'a hang fault');
+    assert.match(f.explanation, /spinner-1 .*stopped sending heartbeats/);
+    assert.equal(w.proc.exitCode, null, 'the wrapper (and its heartbeats) still run');
+    w.proc.kill('SIGKILL');
+  });
+
   it('a child SIGKILLed from outside: signal SIGKILL in the stored exit; heartbeats carried its pid and RSS', async () => {
     const w = wrap(['--service', 'victim', '--instance', 'victim-1', '--interval', '200ms', '--', 'sleep', '30']);
     const t = await eventually(async () => {
