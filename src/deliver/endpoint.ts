@@ -39,6 +39,7 @@ export class EndpointWorker {
   private timer?: NodeJS.Timeout;
   private timerAt = Infinity;
   private running = false;
+  private lastSweep = 0;
   /** Set by a 410 Gone: nothing is sent until a replay enables the endpoint again. */
   disabled?: { reason: string; at: number };
 
@@ -107,12 +108,16 @@ export class EndpointWorker {
 
   /** Breaker open (or its one probe in flight): give up what passed its deadline, wake for the probe. */
   private whileOpen(now: number): void {
-    const keep: Delivery[] = [];
-    for (const d of this.queue.drain()) {
-      if (d.dueAt <= now && now >= d.deadline) this.expire(d);
-      else keep.push(d);
+    // A sweep walks the whole queue: at most once a second, however often deliveries are added meanwhile.
+    if (now - this.lastSweep >= 1000) {
+      this.lastSweep = now;
+      const keep: Delivery[] = [];
+      for (const d of this.queue.drain()) {
+        if (d.dueAt <= now && now >= d.deadline) this.expire(d);
+        else keep.push(d);
+      }
+      keep.forEach((d) => this.queue.push(d));
     }
-    keep.forEach((d) => this.queue.push(d));
     const reopens = this.breaker.reopensAt;
     // While the probe is in flight its end pumps; otherwise wake for the probe, and at least every second
     // to give up on deliveries whose time ran out meanwhile.

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
@@ -82,11 +84,20 @@ describe('webhooks config', () => {
   });
 
   it('a broken template in the config file stops faultline before it starts, naming the file', () => {
-    assert.throws(() => loadConfig({ file: testdata('bad-template.yaml'), env: {} }), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, /bad-template\.yaml:\d+: webhooks\.templates\.mine: template "mine" \(.*test\/deliver\/testdata\/broken\.hbs\): Parse error/);
-      return true;
-    });
+    // In process (the file names the template by its absolute path: the test may run from anywhere) ...
+    const dir = mkdtempSync(join(tmpdir(), 'faultline-webhooks-'));
+    const yaml = join(dir, 'faultline.yaml');
+    writeFileSync(yaml, readFileSync(testdata('bad-template.yaml'), 'utf8').replace('test/deliver/testdata/broken.hbs', testdata('broken.hbs')));
+    try {
+      assert.throws(() => loadConfig({ file: yaml, env: {} }), (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, /faultline\.yaml:\d+: webhooks\.templates\.mine: template "mine" \(.*test\/deliver\/testdata\/broken\.hbs\): Parse error/);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // ... and the real CLI, which exits 2 before anything starts.
     const run = spawnSync(process.execPath, [CLI, 'serve', '--config', testdata('bad-template.yaml')], { cwd: packageRoot, encoding: 'utf8', timeout: 20_000 });
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, /faultline: invalid configuration:[\s\S]*broken\.hbs[\s\S]*Parse error/);
