@@ -2,8 +2,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, ENV_NAMES, loadConfig, type Config } from './config/index.js';
 import { createLogger } from './log/index.js';
-import { migrate, openStore } from './store/index.js';
-import { FaultlineServer, VERSION } from './server.js';
+import { VERSION } from './version.js';
 
 const HELP = `faultline ${VERSION} — identifies faults in running systems and drives their supervisors
 
@@ -70,6 +69,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 async function runMigrate(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+  // Loaded only for the commands that need them: `faultline run` starts its child without the server's weight.
+  const { migrate, openStore } = await import('./store/index.js');
   const store = await openStore(config);
   try {
     const report = await migrate(store, config.store.retention_days);
@@ -86,6 +87,7 @@ async function runMigrate(config: Config, log: ReturnType<typeof createLogger>):
 }
 
 async function runServe(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+  const { FaultlineServer } = await import('./server.js');
   const server = new FaultlineServer(config, log);
   let stopping = false;
   const stop = (signal: string) => {

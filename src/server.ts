@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { createApp } from './api/app.js';
@@ -22,11 +21,11 @@ import { CheckRegistry } from './ingest/ping/checks.js';
 import { pingRoutes } from './ingest/ping/routes.js';
 import type { Logger } from './log/index.js';
 import { Registry, ingestMetrics } from './metrics/index.js';
-import { packageRoot } from './paths.js';
+import { VERSION } from './version.js';
 import { migrate, openStore, type Store } from './store/index.js';
 import { Writer } from './writer/index.js';
 
-export const VERSION: string = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')).version;
+export { VERSION };
 
 export interface Ports {
   http: number;
