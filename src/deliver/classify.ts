@@ -1,3 +1,5 @@
+import type { Sent } from './transport.js';
+
 /**
  * What an attempt's result means, decided once: 2xx delivered; 410 Gone disables the endpoint; 429, 5xx,
  * timeouts and network failures are retried; every other 3xx and 4xx is permanent (redirects are never
@@ -22,4 +24,21 @@ export function classify(status: number, failure?: 'timeout' | 'network'): Class
   if (status >= 300 && status < 400) return { result: 'http_3xx', disposition: 'permanent', unhealthy: false };
   // 4xx and anything unexpected (1xx never reaches here): the receiver refused this request as it is.
   return { result: 'http_4xx', disposition: 'permanent', unhealthy: false };
+}
+
+/** What went wrong with an attempt, for a person: never the URL's path or query. */
+export function describe(sent: Sent, c: Classified): string {
+  if (sent.failure) return `${sent.failure.kind}: ${sent.failure.message}`;
+  switch (c.result) {
+    case 'ok':
+      return '';
+    case 'http_3xx':
+      return `HTTP ${sent.status}: redirect${sent.location ? ` to ${sent.location.slice(0, 200)}` : ''} not followed; update the endpoint's url`;
+    case 'gone':
+      return 'HTTP 410 Gone: the endpoint is disabled';
+    case 'http_429':
+      return `HTTP 429${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
+    default:
+      return `HTTP ${sent.status}${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
+  }
 }

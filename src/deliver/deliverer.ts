@@ -6,16 +6,18 @@ import type { Registry } from '../metrics/index.js';
 import type { Store } from '../store/index.js';
 import { nextAttempt, parseRetryAfter } from './backoff.js';
 import type { BreakerState } from './breaker.js';
-import { classify, type Classified } from './classify.js';
+import { classify, describe } from './classify.js';
 import type { EndpointConfig, WebhooksConfig } from './config.js';
 import { EndpointWorker, type Delivery } from './endpoint.js';
 import { DeliveryError } from './errors.js';
 import { WebhookEventSchema, type DeliveryState, type WebhookEvent } from './events.js';
 import { deliveryMetrics, type DeliveryMetrics } from './metrics.js';
+import { fromOutbox, fromResume, render } from './admission.js';
 import { DeliveryStore, deliveryKey, storeUnavailable, type OutboxRow, type StateRow } from './outbox.js';
+import { Rounds } from './rounds.js';
 import { secretKey, sign } from './signing.js';
 import { loadTemplates, TemplateError, type Template } from './templates.js';
-import { TRANSPORTS, USER_AGENT, type Sent, type Transport } from './transport.js';
+import { TRANSPORTS, USER_AGENT, type Transport } from './transport.js';
 
 export interface DelivererOptions {
   now?: () => number;
@@ -132,82 +134,27 @@ export class Deliverer {
       fresh.push(ev);
     }
     if (fresh.length === 0) return;
-    return new Promise((resolve, reject) => {
-      this.admission.push({ events: fresh, resolve, reject });
-      this.admitting ??= this.admit();
-    });
-  }
-
-  private admission: { events: WebhookEvent[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  private admitting?: Promise<void>;
-
-  /**
-   * Admits what enqueue() calls handed over, in rounds: every call waiting when a round starts shares its
-   * one outbox lookup and one insert (a store round trip costs milliseconds; events arrive one by one).
-   */
-  private async admit(): Promise<void> {
-    while (this.admission.length > 0) {
-      const round = this.admission.splice(0);
-      const events = round.flatMap((r) => r.events);
-      try {
-        const known = await this.untilStored(() => this.db.existing(events));
-        const now = this.now();
-        const rows: { row: OutboxRow; renderError?: string }[] = [];
-        for (const ev of events) {
-          if (known.has(deliveryKey(ev.endpoint, ev.id))) continue;
-          const ep = this.endpoints.get(ev.endpoint)!;
-          let rendered = { body: '', contentType: 'application/json' };
-          let renderError: string | undefined;
-          try {
-            rendered = ep.template.render(ev, ep.config.pagerduty_routing_key);
-          } catch (err) {
-            renderError = (err as Error).message;
-          }
-          rows.push({
-            renderError,
-            row: {
-              id: ev.id,
-              endpoint: ev.endpoint,
-              type: ev.type,
-              created_at: now,
-              occurred_at: ev.occurredAt,
-              deadline_at: now + ep.config.max_age,
-              template: ep.config.template,
-              content_type: rendered.contentType,
-              body: rendered.body,
-            },
-          });
-        }
-        await this.db.writeOutbox(rows.map((r) => r.row));
-        for (const { row, renderError } of rows) this.accept(row, renderError);
-        round.forEach((r) => r.resolve());
-      } catch (err) {
-        round.forEach((r) => r.reject(err));
-      } finally {
-        for (const ev of events) this.reserving.delete(deliveryKey(ev.endpoint, ev.id));
-      }
+    try {
+      await this.admission.submit(fresh);
+    } finally {
+      for (const ev of fresh) this.reserving.delete(deliveryKey(ev.endpoint, ev.id));
     }
-    this.admitting = undefined;
   }
+
+  /** Every enqueue() call waiting when a round starts shares its one outbox lookup and one insert. */
+  private readonly admission = new Rounds<WebhookEvent>(async (events) => {
+    const known = await this.untilStored(() => this.db.existing(events));
+    const now = this.now();
+    const rows = events.filter((ev) => !known.has(deliveryKey(ev.endpoint, ev.id))).map((ev) => render(ev, this.endpoints.get(ev.endpoint)!, now));
+    await this.db.writeOutbox(rows.map((r) => r.row));
+    for (const { row, renderError } of rows) this.accept(row, renderError);
+  });
 
   /** An event now durable in the outbox: queued, or recorded as failed to render or as for a disabled endpoint. */
   private accept(row: OutboxRow, renderError?: string): void {
     const ep = this.endpoints.get(row.endpoint)!;
     this.metrics.enqueued.inc({ endpoint: row.endpoint });
-    const d: Delivery = {
-      key: deliveryKey(row.endpoint, row.id),
-      id: row.id,
-      endpoint: row.endpoint,
-      type: row.type,
-      body: row.body,
-      contentType: row.content_type,
-      createdAt: row.created_at,
-      deadline: row.deadline_at,
-      attempts: 0,
-      rev: 0,
-      dueAt: row.created_at,
-      final: false,
-    };
+    const d = fromOutbox(row);
     if (renderError !== undefined) {
       this.log.error('webhook not rendered; the delivery is dead', { endpoint: row.endpoint, id: row.id, error: renderError });
       return this.settle(d, { event: 'render_failed', state: 'dead', error: renderError });
@@ -268,21 +215,7 @@ export class Deliverer {
       const key = deliveryKey(r.endpoint, r.id);
       if (this.active.has(key) || this.reserving.has(key)) continue;
       const ep = this.endpoints.get(r.endpoint)!;
-      const d: Delivery = {
-        key,
-        id: r.id,
-        endpoint: r.endpoint,
-        type: r.type,
-        body: r.body,
-        contentType: r.content_type,
-        createdAt: r.created_at,
-        deadline: r.deadline,
-        attempts: r.attempts,
-        rev: r.rev,
-        // Keeps the backoff the last process chose; a past due time goes now.
-        dueAt: Math.max(r.next_at, 0),
-        final: r.next_at > 0 && r.next_at >= r.deadline,
-      };
+      const d = fromResume(r);
       if (ep.worker.disabled) {
         this.settle(d, { event: 'disabled', state: 'disabled', error: `endpoint disabled: ${ep.worker.disabled.reason}` });
         continue;
@@ -373,20 +306,8 @@ export class Deliverer {
     const ep = this.endpoints.get(r.endpoint)!;
     if (ep.worker.disabled) await this.enable(r.endpoint, `replay of delivery ${r.id}`);
     const now = this.now();
-    const d: Delivery = {
-      key: deliveryKey(r.endpoint, r.id),
-      id: r.id,
-      endpoint: r.endpoint,
-      type: r.type,
-      body: r.body,
-      contentType: r.content_type,
-      createdAt: r.created_at,
-      deadline: now + ep.config.max_age,
-      attempts: r.attempts,
-      rev: r.rev,
-      dueAt: now,
-      final: false,
-    };
+    const deadline = now + ep.config.max_age;
+    const d: Delivery = { ...fromOutbox({ ...r, occurred_at: 0, deadline_at: deadline, template: '' }), attempts: r.attempts, rev: r.rev, dueAt: now };
     this.record(d, { event: 'replay', state: 'pending', error: '' });
     this.active.set(d.key, d);
     if (this.started && !this.stopping) ep.worker.add(d);
@@ -476,25 +397,8 @@ export class Deliverer {
     await Promise.all([...this.inflight, this.resuming]);
     // Events being admitted still go to the outbox if the store takes them; a failing store fails them now.
     this.db.stopRetrying();
-    await this.admitting;
+    await this.admission.idle();
     await this.db.shutdown();
     for (const ep of this.endpoints.values()) ep.transport.close();
-  }
-}
-
-/** What went wrong with an attempt, for a person: never the URL's path or query. */
-function describe(sent: Sent, c: Classified): string {
-  if (sent.failure) return `${sent.failure.kind}: ${sent.failure.message}`;
-  switch (c.result) {
-    case 'ok':
-      return '';
-    case 'http_3xx':
-      return `HTTP ${sent.status}: redirect${sent.location ? ` to ${sent.location.slice(0, 200)}` : ''} not followed; update the endpoint's url`;
-    case 'gone':
-      return 'HTTP 410 Gone: the endpoint is disabled';
-    case 'http_429':
-      return `HTTP 429${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
-    default:
-      return `HTTP ${sent.status}${sent.retryAfter ? ` (Retry-After: ${sent.retryAfter})` : ''}`;
   }
 }
