@@ -32,9 +32,14 @@ describe('timeline and post-mortem', () => {
   });
 
   it('orders gaps, deploys, exits and fault events across the range, with time to detect', async () => {
-    const res = await fetch(`${fl.http}/api/v1/timeline?from=${new Date(t0 - 1000).toISOString()}&to=${new Date(Date.now() + 1000).toISOString()}&service=billing`);
-    assert.equal(res.status, 200);
-    const { entries } = (await res.json()) as { entries: { at: string; type: string; summary: string; time_to_detect_ms?: number }[] };
+    type Entry = { at: string; type: string; summary: string; time_to_detect_ms?: number };
+    // The evidence reaches the store with its batch; on a loaded machine that can take a few seconds.
+    const entries = await eventually(async () => {
+      const res = await fetch(`${fl.http}/api/v1/timeline?from=${new Date(t0 - 1000).toISOString()}&to=${new Date(Date.now() + 1000).toISOString()}&service=billing`);
+      assert.equal(res.status, 200);
+      const list = ((await res.json()) as { entries: Entry[] }).entries;
+      return list.some((e) => e.type === 'exit') && list.some((e) => e.type === 'fault.opened') && list.filter((e) => e.type === 'deploy').length === 2 ? list : undefined;
+    }, 15_000, 'the timeline with its evidence');
     const types = entries.map((e) => e.type);
     // Two gaps: the 20 s silence of v1, and the restart into v1.1.0.
     assert.deepEqual(types.filter((t) => t !== 'deploy' && t !== 'rules.reload'), ['heartbeat.gap', 'heartbeat.gap', 'exit', 'fault.opened']);
