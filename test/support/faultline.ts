@@ -109,8 +109,13 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Removes a test's folder; the embedded engine may still be finishing a merge in it, so retry a little. */
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  try {
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+  } catch (err) {
+    process.stderr.write(`(could not remove ${dir}: ${(err as Error).message})\n`);
+  }
 }
 
 /** Polls until `fn` returns a truthy value or the time is up. */
