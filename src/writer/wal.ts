@@ -31,6 +31,8 @@ export interface SegmentFile {
   table?: WalTable;
   path: string;
   bytes: number;
+  /** Lines in the file, when known (sealed by this process); counted on read otherwise. */
+  rows?: number;
 }
 
 export interface SealedSegment {
@@ -54,6 +56,7 @@ interface Waiter {
 interface OpenFile {
   path: string;
   bytes: number;
+  rows: number;
   fd?: FileHandle;
 }
 
@@ -64,7 +67,7 @@ export class Segment {
   rows = 0;
   readonly openedAt = Date.now();
   private readonly files = new Map<WalTable, OpenFile>();
-  private queue = new Map<WalTable, string[]>();
+  private queue = new Map<WalTable, Buffer[]>();
   private waiters: Waiter[] = [];
   private writing?: Promise<void>;
 
@@ -78,14 +81,15 @@ export class Segment {
    * Appends each table's lines to its file; resolves once all are in the files (and on disk, with fsync).
    * Concurrent appends share one write per file.
    */
-  append(parts: Map<WalTable, string>, rows: number): Promise<void> {
+  append(parts: Map<WalTable, { buf: Buffer; rows: number }>, rows: number): Promise<void> {
     this.rows += rows;
     return new Promise((resolve, reject) => {
-      for (const [table, text] of parts) {
-        this.bytes += Buffer.byteLength(text);
+      for (const [table, { buf, rows: lines }] of parts) {
+        this.bytes += buf.length;
+        this.file(table).rows += lines;
         const q = this.queue.get(table);
-        if (q) q.push(text);
-        else this.queue.set(table, [text]);
+        if (q) q.push(buf);
+        else this.queue.set(table, [buf]);
       }
       this.waiters.push({ resolve, reject });
       this.writing ??= this.drain();
@@ -94,14 +98,14 @@ export class Segment {
 
   private file(table: WalTable): OpenFile {
     let f = this.files.get(table);
-    if (!f) this.files.set(table, (f = { path: join(this.dir, `${this.name}.${table}.wal`), bytes: 0 }));
+    if (!f) this.files.set(table, (f = { path: join(this.dir, `${this.name}.${table}.wal`), bytes: 0, rows: 0 }));
     return f;
   }
 
-  private async writeTable(table: WalTable, texts: string[]): Promise<void> {
+  private async writeTable(table: WalTable, bufs: Buffer[]): Promise<void> {
     const f = this.file(table);
     f.fd ??= await open(f.path, 'a');
-    const buf = Buffer.from(texts.length === 1 ? texts[0] : texts.join(''));
+    const buf = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
     for (let off = 0; off < buf.length; ) off += (await f.fd.write(buf, off)).bytesWritten;
     f.bytes += buf.length;
     if (this.fsync) await f.fd.datasync();
@@ -131,7 +135,7 @@ export class Segment {
       if (!f.fd) continue;
       await f.fd.close();
       f.fd = undefined;
-      files.push({ table, path: f.path, bytes: f.bytes });
+      files.push({ table, path: f.path, bytes: f.bytes, rows: f.rows });
     }
     return { name: this.name, files, bytes: this.bytes };
   }
@@ -206,7 +210,9 @@ export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
       out.push(...(await readLegacy(f.path)));
       continue;
     }
-    const { body, rows } = wholeLines(await readFile(f.path));
+    const buf = await readFile(f.path);
+    // A file this process sealed is whole; one left by a crash may end in a torn line.
+    const { body, rows } = f.rows !== undefined && buf.length === f.bytes ? { body: buf, rows: f.rows } : wholeLines(buf);
     if (rows > 0) out.push({ table: f.table, body, rows });
   }
   const order = (t: WalTable) => {

@@ -5,6 +5,10 @@ import type { Store, TableName } from '../store/index.js';
 import { RESOURCES, WalDir, readSegment, type SealedSegment, type Segment, type WalTable } from './wal.js';
 
 const MAX_REMEMBERED_RESOURCES = 100_000;
+/** While the store is busy, the open segment grows up to this many times `batchRows` rows ... */
+const SEGMENT_GROWTH = 8;
+/** ... or this many bytes: what the flush loop reads into memory for one insert. */
+const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
 
 export interface WriterOptions {
   dir: string;
@@ -95,30 +99,56 @@ export class Writer {
    * (before the rows of its segment), so a set already stored is not written again.
    */
   async write(tables: Map<TableName, object[]>, resources?: ReadonlyMap<string, Readonly<Record<string, string>>>): Promise<void> {
-    const parts = new Map<WalTable, string>();
+    // Serialised to bytes at once: the text is short-lived (cheap to collect), the bytes live off the heap
+    // until the WAL write is done.
+    const parts = new Map<WalTable, { buf: Buffer; rows: number }>();
     let rows = 0;
     for (const [table, list] of tables) {
       if (list.length === 0) continue;
       let text = '';
       for (const row of list) text += `${JSON.stringify(row)}\n`;
-      parts.set(table, text);
+      parts.set(table, { buf: Buffer.from(text), rows: list.length });
       rows += list.length;
     }
     if (rows === 0) return;
     if (resources) {
       let text = '';
-      for (const [id, attributes] of resources)
-        if (!this.storedResources.has(id)) text += `{"id":"${id}","attributes":${JSON.stringify(attributes)}}\n`;
-      if (text !== '') parts.set(RESOURCES, text);
+      let n = 0;
+      for (const [id, attributes] of resources) {
+        if (this.storedResources.has(id)) continue;
+        text += `{"id":"${id}","attributes":${JSON.stringify(attributes)}}\n`;
+        n++;
+      }
+      if (n > 0) parts.set(RESOURCES, { buf: Buffer.from(text), rows: n });
     }
     const seg = (this.active ??= this.wal.newSegment());
     const appended = seg.append(parts, rows);
-    if (seg.rows >= this.opts.batchRows) this.seal();
+    this.sealIfDue();
     await appended;
   }
 
+  /**
+   * Seals the open segment once it holds `batchRows` rows or its oldest row has waited `flushIntervalMs`,
+   * as soon as the store can take it. While the flush loop is still writing earlier segments, sealing it
+   * would only queue it: it keeps growing instead (up to a bound), so a store that falls behind gets fewer,
+   * larger inserts, each a larger part, with less merging to do afterwards; when the store keeps up,
+   * batches are as configured.
+   */
   private sealIfDue(): void {
-    if (this.active && Date.now() - this.active.openedAt >= this.opts.flushIntervalMs) this.seal();
+    const seg = this.active;
+    if (!seg) return;
+    const oversized = seg.rows >= this.maxSegmentRows || seg.bytes >= MAX_SEGMENT_BYTES;
+    const due = seg.rows >= this.opts.batchRows || Date.now() - seg.openedAt >= this.opts.flushIntervalMs;
+    if (oversized || (due && !this.storeBusy)) this.seal();
+  }
+
+  /** The flush loop has segments to write (or is writing one): a newly sealed one would wait. */
+  private get storeBusy(): boolean {
+    return this.sealed.length > 0 || this.pendingSeals.size > 0;
+  }
+
+  private get maxSegmentRows(): number {
+    return this.opts.batchRows * SEGMENT_GROWTH;
   }
 
   private seal(): void {
@@ -165,6 +195,8 @@ export class Writer {
         this.sealed.shift();
         this.sealedBytes -= seg.bytes;
         await this.wal.remove(seg);
+        // The open segment may have been waiting for the store.
+        if (!this.stopping) this.sealIfDue();
         if (this.storeFailing) this.log.info('store reachable again; writing the backlog', { segments: this.sealed.length });
         this.storeFailing = false;
         backoffMs = 100;

@@ -5,6 +5,7 @@ const SPAN_KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', '
 const SPAN_KIND_NAMES = SPAN_KINDS.map((k) => `SPAN_KIND_${k.toUpperCase()}`);
 const STATUS_CODES = ['unset', 'ok', 'error'] as const;
 const STATUS_NAMES = ['STATUS_CODE_UNSET', 'STATUS_CODE_OK', 'STATUS_CODE_ERROR'];
+const NONE: readonly never[] = Object.freeze([]);
 
 /** The parts of an OTLP span this converter reads (protobufjs message or OTLP/JSON object). */
 interface SpanIn {
@@ -70,18 +71,25 @@ function convertSpan(
   const attributes = attributeMap(span.attributes, batch.cut);
   const status = enumNumber(span.status?.code, STATUS_NAMES);
   const events = span.events ?? [];
-  const eventTs: string[] = [];
-  const eventNames: string[] = [];
-  const eventAttrs: AttrMap[] = [];
-  for (const ev of events) {
-    const ts = nanosText(ev.timeUnixNano) ?? start;
-    const evAttrs = attributeMap(ev.attributes, batch.cut);
-    eventTs.push(ts);
-    eventNames.push(ev.name ?? '');
-    eventAttrs.push(evAttrs);
-    if (ev.name === 'exception') addException(batch, target, ts, evAttrs, traceId, spanId, span.name ?? '');
+  // Most spans have no events or links: they share one (frozen) empty list instead of six new ones each.
+  let eventTs: readonly string[] = NONE;
+  let eventNames: readonly string[] = NONE;
+  let eventAttrs: readonly AttrMap[] = NONE;
+  if (events.length > 0) {
+    const ts: string[] = (eventTs = []);
+    const names: string[] = (eventNames = []);
+    const attrs: AttrMap[] = (eventAttrs = []);
+    for (const ev of events) {
+      const at = nanosText(ev.timeUnixNano) ?? start;
+      const evAttrs = attributeMap(ev.attributes, batch.cut);
+      ts.push(at);
+      names.push(ev.name ?? '');
+      attrs.push(evAttrs);
+      if (ev.name === 'exception') addException(batch, target, at, evAttrs, traceId, spanId, span.name ?? '');
+    }
   }
   const links = span.links ?? [];
+  const noLinks = links.length === 0;
   batch.add('spans', {
     ts: start,
     trace_id: traceId,
@@ -104,9 +112,9 @@ function convertSpan(
     'events.ts': eventTs,
     'events.name': eventNames,
     'events.attributes': eventAttrs,
-    'links.trace_id': links.map((l) => idHex(l.traceId, 16) ?? ''),
-    'links.span_id': links.map((l) => idHex(l.spanId, 8) ?? ''),
-    'links.attributes': links.map((l) => attributeMap(l.attributes, batch.cut)),
+    'links.trace_id': noLinks ? NONE : links.map((l) => idHex(l.traceId, 16) ?? ''),
+    'links.span_id': noLinks ? NONE : links.map((l) => idHex(l.spanId, 8) ?? ''),
+    'links.attributes': noLinks ? NONE : links.map((l) => attributeMap(l.attributes, batch.cut)),
   });
   batch.seen(target, start);
 }
