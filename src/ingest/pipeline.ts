@@ -3,10 +3,10 @@ import type { IngestMetrics } from '../metrics/index.js';
 import type { TableName } from '../store/index.js';
 import type { Writer } from '../writer/index.js';
 import { RowBatch, type IngestLimits } from './batch.js';
-import { decodeJson, decodeProtobuf, SIGNALS, type ExportResult, type Signal } from './otlp/codec.js';
+import { convertProtobuf, decodeJson, decodeProtobuf, SIGNALS, type ExportResult, type Signal } from './otlp/codec.js';
 import { convertLogs, type LogsRequest } from './otlp/logs.js';
 import { convertMetrics, type MetricsRequest } from './otlp/metrics.js';
-import { convertTraces, type TracesRequest } from './otlp/traces.js';
+import { convertTraces, convertTracesProtobuf, type TracesRequest } from './otlp/traces.js';
 
 export type Encoding = 'protobuf' | 'json';
 
@@ -51,9 +51,14 @@ export class IngestPipeline {
 
   async otlp(signal: Signal, body: Uint8Array, encoding: Encoding): Promise<ExportResult> {
     this.writer.admit();
-    const request = encoding === 'protobuf' ? decodeProtobuf(signal, body) : decodeJson(signal, Buffer.from(body));
     const batch = new RowBatch(this.limits);
-    CONVERTERS[signal](request as never, batch);
+    if (encoding === 'protobuf' && signal === 'traces') {
+      // The hot path: rows straight from the bytes (same rows as decodeProtobuf + convertTraces).
+      convertProtobuf(signal, body, (r) => convertTracesProtobuf(r, batch));
+    } else {
+      const request = encoding === 'protobuf' ? decodeProtobuf(signal, body) : decodeJson(signal, Buffer.isBuffer(body) ? body : Buffer.from(body));
+      CONVERTERS[signal](request as never, batch);
+    }
     const tables = batch.tables();
     const item = SIGNALS[signal].itemName;
     const accepted = ITEM_TABLES[signal].reduce((n, t) => n + (tables.get(t)?.length ?? 0), 0);

@@ -50,6 +50,128 @@ export function decodeProtobuf(signal: Signal, body: Uint8Array): unknown {
 }
 
 /**
+ * A protobuf wire-format reader for hot paths that turn a request into rows directly, without protobufjs's
+ * message objects (convertTracesProtobuf). One cursor over the whole body; each message is read up to its
+ * `end`, and reading past it throws (a truncated or garbage body, answered with 400 like protobufjs's).
+ * The last varint or fixed64 read is in `lo`/`hi` (unsigned 32-bit halves).
+ */
+export class WireReader {
+  pos = 0;
+  lo = 0;
+  hi = 0;
+  readonly buf: Buffer;
+
+  constructor(body: Uint8Array) {
+    this.buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  }
+
+  private outOfRange(n: number, end: number): never {
+    throw new WireError(`index out of range: ${this.pos} + ${n} > ${end}`);
+  }
+
+  /** A varint of up to 64 bits into lo/hi; returns lo. */
+  varint(end: number): number {
+    const buf = this.buf;
+    let lo = 0;
+    let hi = 0;
+    let shift = 0;
+    let b: number;
+    do {
+      if (this.pos >= end) this.outOfRange(1, end);
+      b = buf[this.pos++];
+      if (shift < 28) lo |= (b & 0x7f) << shift;
+      else if (shift === 28) {
+        lo |= (b & 0x0f) << 28;
+        hi |= (b & 0x7f) >>> 4;
+      } else if (shift < 64) hi |= (b & 0x7f) << (shift - 32);
+      else throw new WireError(`invalid varint encoding at offset ${this.pos}`);
+      shift += 7;
+    } while (b & 0x80);
+    this.lo = lo >>> 0;
+    this.hi = hi >>> 0;
+    return this.lo;
+  }
+
+  /** A little-endian fixed64 into lo/hi. */
+  fixed64(end: number): void {
+    if (this.pos + 8 > end) this.outOfRange(8, end);
+    this.lo = this.buf.readUInt32LE(this.pos);
+    this.hi = this.buf.readUInt32LE(this.pos + 4);
+    this.pos += 8;
+  }
+
+  double(end: number): number {
+    if (this.pos + 8 > end) this.outOfRange(8, end);
+    const v = this.buf.readDoubleLE(this.pos);
+    this.pos += 8;
+    return v;
+  }
+
+  /** The length prefix of a length-delimited field: returns the field's end (its start is `pos`). */
+  len(end: number): number {
+    const n = this.varint(end);
+    if (this.hi !== 0 || this.pos + n > end) this.outOfRange(n, end);
+    return this.pos + n;
+  }
+
+  /** A length-delimited field as UTF-8 text. */
+  string(end: number): string {
+    const to = this.len(end);
+    const s = this.buf.toString('utf8', this.pos, to);
+    this.pos = to;
+    return s;
+  }
+
+  /** Skips a field's value of this wire type. */
+  skip(wireType: number, end: number): void {
+    switch (wireType) {
+      case 0:
+        this.varint(end);
+        return;
+      case 1:
+        if (this.pos + 8 > end) this.outOfRange(8, end);
+        this.pos += 8;
+        return;
+      case 2:
+        this.pos = this.len(end);
+        return;
+      case 3:
+        for (;;) {
+          const tag = this.varint(end);
+          if ((tag & 7) === 4) return;
+          this.skip(tag & 7, end);
+        }
+      case 5:
+        if (this.pos + 4 > end) this.outOfRange(4, end);
+        this.pos += 4;
+        return;
+      default:
+        throw new WireError(`invalid wire type ${wireType} at offset ${this.pos}`);
+    }
+  }
+
+  /** Throws unless a known field has the wire type its declaration gives it. */
+  expect(tag: number, wireType: number): void {
+    if ((tag & 7) !== wireType) throw new WireError(`invalid wire type ${tag & 7} for field ${tag >>> 3} at offset ${this.pos}`);
+  }
+}
+
+/** Malformed protobuf bytes (not a bug in the reader's caller). */
+export class WireError extends Error {
+  override name = 'WireError';
+}
+
+/** Runs a direct protobuf conversion; malformed bytes become the same 400 as decodeProtobuf's. */
+export function convertProtobuf(signal: Signal, body: Uint8Array, convert: (r: WireReader) => void): void {
+  try {
+    convert(new WireReader(body));
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    throw badRequest('otlp_bad_protobuf', `cannot decode ${SIGNALS[signal].request.name}: ${err.message}`);
+  }
+}
+
+/**
  * Parses an OTLP/JSON request. The spec's keys are lowerCamelCase; proto field names (snake_case), which
  * protobuf JSON parsers also accept, are converted too.
  */

@@ -1,3 +1,5 @@
+import type { WireReader } from './codec.js';
+
 /**
  * Readers for OTLP field values that accept both shapes a request can arrive in: a protobuf message
  * decoded by protobufjs (bytes as Uint8Array, 64-bit integers as Long) and OTLP/JSON (ids as hex strings,
@@ -184,4 +186,212 @@ export function enumNumber(v: unknown, names: readonly string[]): number {
     if (Number.isInteger(n)) return n;
   }
   return 0;
+}
+
+/**
+ * An unsigned 64-bit integer given as 32-bit halves, as exact decimal text (nanosecond timestamps), without
+ * BigInt: the four 16-bit limbs are divided by 1e9 (every step stays below 2^53).
+ */
+export function u64Text(lo: number, hi: number): string {
+  if (hi === 0) return String(lo);
+  if (hi < 0x200000) return String(hi * 4294967296 + lo);
+  let rem = 0;
+  let q = 0;
+  for (const limb of [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff]) {
+    const cur = rem * 65536 + limb;
+    let d = Math.floor(cur / 1e9);
+    rem = cur - d * 1e9;
+    if (rem < 0) [d, rem] = [d - 1, rem + 1e9];
+    else if (rem >= 1e9) [d, rem] = [d + 1, rem - 1e9];
+    q = q * 65536 + d;
+  }
+  const r = String(rem);
+  return q === 0 ? r : `${q}${'000000000'.slice(r.length)}${r}`;
+}
+
+/** A signed 64-bit integer given as 32-bit halves (two's complement), as decimal text. */
+function i64Text(lo: number, hi: number): string {
+  if (hi & 0x80000000) return ((BigInt(hi | 0) << 32n) | BigInt(lo)).toString();
+  return u64Text(lo, hi);
+}
+
+/** An id of `bytes` bytes from a bytes field at [start, end) of `buf`, with idHex's rules. */
+export function wireIdHex(buf: Buffer, start: number, end: number, bytes: 8 | 16): string | null {
+  if (start < 0 || end === start) return '';
+  if (end - start !== bytes) return null;
+  let out = '';
+  let zero = true;
+  for (let i = start; i < end; i++) {
+    out += HEX[buf[i]];
+    if (buf[i] !== 0) zero = false;
+  }
+  return zero ? null : out;
+}
+
+// AnyValue's oneof members, as tags (field number << 3 | wire type).
+const ANY_STRING = 0x0a;
+const ANY_BOOL = 0x10;
+const ANY_INT = 0x18;
+const ANY_DOUBLE = 0x21;
+const ANY_ARRAY = 0x2a;
+const ANY_KVLIST = 0x32;
+const ANY_BYTES = 0x3a;
+
+/**
+ * Reads an AnyValue message ending at `end` into r's fields below; returns the tag of the member set (the
+ * last one read, as protobuf's merge rules have it), or 0.
+ */
+function wireAnyValue(r: WireReader, end: number, v: { start: number; end: number; lo: number; hi: number; num: number }): number {
+  let kind = 0;
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    switch (tag) {
+      case ANY_STRING:
+      case ANY_ARRAY:
+      case ANY_KVLIST:
+      case ANY_BYTES:
+        v.end = r.len(end);
+        v.start = r.pos;
+        r.pos = v.end;
+        kind = tag;
+        break;
+      case ANY_BOOL:
+      case ANY_INT:
+        r.varint(end);
+        v.lo = r.lo;
+        v.hi = r.hi;
+        kind = tag;
+        break;
+      case ANY_DOUBLE:
+        v.num = r.double(end);
+        kind = tag;
+        break;
+      default:
+        r.skip(tag & 7, end);
+    }
+  }
+  return kind;
+}
+
+const scratch = { start: 0, end: 0, lo: 0, hi: 0, num: 0 };
+
+/** An AnyValue message ending at `end` as anyValueText has it. */
+export function wireAnyValueText(r: WireReader, end: number, cut: Truncator): string {
+  const v = scratch;
+  switch (wireAnyValue(r, end, v)) {
+    case ANY_STRING:
+      return cut.apply(r.buf.toString('utf8', v.start, v.end));
+    case ANY_BOOL:
+      return v.lo !== 0 ? 'true' : 'false';
+    case ANY_INT:
+      return i64Text(v.lo, v.hi);
+    case ANY_DOUBLE:
+      return String(v.num);
+    case ANY_BYTES:
+      return r.buf.toString('base64', v.start, v.end);
+    case ANY_ARRAY:
+      return cut.apply(JSON.stringify(wireArray(r, v.start, v.end)));
+    case ANY_KVLIST:
+      return cut.apply(JSON.stringify(wireKvlist(r, v.start, v.end)));
+    default:
+      return '';
+  }
+}
+
+/** An AnyValue message ending at `end` as a plain value (anyValuePlain's rules), inside arrays and kvlists. */
+function wirePlain(r: WireReader, end: number): unknown {
+  const v = { start: 0, end: 0, lo: 0, hi: 0, num: 0 };
+  switch (wireAnyValue(r, end, v)) {
+    case ANY_STRING:
+      return r.buf.toString('utf8', v.start, v.end);
+    case ANY_BOOL:
+      return v.lo !== 0;
+    case ANY_INT:
+      return (v.hi | 0) * 4294967296 + v.lo;
+    case ANY_DOUBLE:
+      return v.num;
+    case ANY_BYTES:
+      return r.buf.toString('base64', v.start, v.end);
+    case ANY_ARRAY:
+      return wireArray(r, v.start, v.end);
+    case ANY_KVLIST:
+      return wireKvlist(r, v.start, v.end);
+    default:
+      return null;
+  }
+}
+
+/** An ArrayValue message at [start, end): its values (field 1). Leaves r.pos as it was. */
+function wireArray(r: WireReader, start: number, end: number): unknown[] {
+  const at = r.pos;
+  const out: unknown[] = [];
+  r.pos = start;
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    if (tag !== 0x0a) {
+      r.skip(tag & 7, end);
+      continue;
+    }
+    const to = r.len(end);
+    out.push(wirePlain(r, to));
+    r.pos = to;
+  }
+  r.pos = at;
+  return out;
+}
+
+/** A KeyValueList message at [start, end): its KeyValues (field 1) as an object. Leaves r.pos as it was. */
+function wireKvlist(r: WireReader, start: number, end: number): Record<string, unknown> {
+  const at = r.pos;
+  const out: Record<string, unknown> = {};
+  r.pos = start;
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    if (tag !== 0x0a) {
+      r.skip(tag & 7, end);
+      continue;
+    }
+    const to = r.len(end);
+    let key = '';
+    let value: unknown = null;
+    while (r.pos < to) {
+      const t = r.varint(to);
+      if (t === 0x0a) key = r.string(to);
+      else if (t === 0x12) {
+        const vEnd = r.len(to);
+        value = wirePlain(r, vEnd);
+        r.pos = vEnd;
+      } else r.skip(t & 7, to);
+    }
+    out[key] = value;
+  }
+  r.pos = at;
+  return out;
+}
+
+/**
+ * Adds a KeyValue message ending at `end` to `out` with attributeMap's rules (an empty key is skipped, a
+ * missing value is '').
+ */
+export function wireKeyValue(r: WireReader, end: number, out: AttrMap, cut: Truncator): void {
+  let key = '';
+  let vStart = -1;
+  let vEnd = -1;
+  while (r.pos < end) {
+    const tag = r.varint(end);
+    if (tag === 0x0a) key = r.string(end);
+    else if (tag === 0x12) {
+      vEnd = r.len(end);
+      vStart = r.pos;
+      r.pos = vEnd;
+    } else r.skip(tag & 7, end);
+  }
+  if (key === '') return;
+  if (vStart < 0) {
+    out[key] = '';
+    return;
+  }
+  r.pos = vStart;
+  out[key] = wireAnyValueText(r, vEnd, cut);
+  r.pos = end;
 }
