@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import type { DiskReport } from './disk.js';
 import type { LoadResult, LoadSpec } from './loadgen.js';
-import { ProcSampler, cpusAllowed, runLoadgen, startCeiling, startFaultline, tempDir } from './procs.js';
+import { ProcSampler, cpusAllowed, runLoadgen, startCeiling, startFaultline, startStoreProcess, tempDir } from './procs.js';
 import { summarizeProfile, type ProfileSummary } from './profile.js';
 import { MiB, fmt } from './stats.js';
 
@@ -19,6 +19,12 @@ export interface ServerStats {
   /** RssAnon: resident memory minus mapped files (libchdb.so alone maps ~175 MiB of code). */
   anonMaxMiB: number;
   anonMeanMiB: number;
+  /** RssFile: mapped files (node's and libchdb.so's code). */
+  fileMaxMiB: number;
+  /** faultline's V8 heap (process.memoryUsage().heapTotal) and memory of its Buffers (external), from bench/memprobe.ts. */
+  heapMaxMiB?: number;
+  heapMeanMiB?: number;
+  externalMaxMiB?: number;
   /** VmRSS right after start, before any load. */
   rssIdleMiB?: number;
   /** CPU time of the whole process (all threads) per wall second during the window. */
@@ -37,6 +43,8 @@ export interface StoreStats {
 export interface PhaseResult {
   load: LoadResult;
   server: ServerStats;
+  /** The ClickHouse store's own process, in phases run with `storeProcess`. */
+  storeProcess?: ServerStats;
   store?: StoreStats;
   disk?: DiskReport;
   profile?: ProfileSummary;
@@ -91,14 +99,21 @@ export interface FaultlineOptions {
   disk?: boolean;
   /** Run faultline under `node --cpu-prof` and keep the profile here (copied to `keepAs`). */
   profile?: { keepAs: string };
+  /** Store in a ClickHouse process of its own (the engine behind an HTTP front) instead of the embedded engine. */
+  storeProcess?: boolean;
 }
 
 export async function faultlinePhase(name: string, spec: Spec, opts: FaultlineOptions = {}): Promise<PhaseResult> {
   const dir = tempDir('faultline-bench-');
   const profDir = join(dir, 'cpuprofile');
+  const store = opts.storeProcess ? await startStoreProcess(join(dir, 'store')) : undefined;
   try {
-    const fl = await startFaultline(join(dir, 'data'), opts.env, opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
-    const sampler = new ProcSampler(fl.pid);
+    const env = { ...opts.env };
+    if (store)
+      Object.assign(env, { FAULTLINE_CLICKHOUSE_URL: store.url, FAULTLINE_CLICKHOUSE_USER: store.user, FAULTLINE_CLICKHOUSE_PASSWORD: store.password });
+    const fl = await startFaultline(join(dir, 'data'), env, opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []);
+    const sampler = new ProcSampler(fl.pid, fl.memprobe);
+    const storeSampler = store ? new ProcSampler(store.pid) : undefined;
     const cpus = cpusAllowed(fl.pid);
     const rssIdle = sampler.current();
     const table = spec.kind === 'ping' ? 'pings' : 'spans';
@@ -111,6 +126,7 @@ export async function faultlinePhase(name: string, spec: Spec, opts: FaultlineOp
       load = await runLoadgen({ ...spec, port, markers } as LoadSpec, (t, items, measuring) => {
         if (measuring && !first) {
           sampler.start();
+          storeSampler?.start();
           first = snapshot(fl.ports.http, table);
         }
         print(t, items, measuring);
@@ -124,14 +140,15 @@ export async function faultlinePhase(name: string, spec: Spec, opts: FaultlineOp
     const [s0, s1] = await Promise.all([first ?? snapshot(fl.ports.http, table), snapshot(fl.ports.http, table)]);
     const stop = await fl.stop();
     if (stop.code !== 0) console.log(`  [${name}] faultline exited with ${stop.code}; log tail:\n${fl.logs().slice(-2000)}`);
-    const store: StoreStats = {
+    const storeStats: StoreStats = {
       writtenPerS: (s1.written - s0.written) / ((s1.at - s0.at) / 1000),
       walBytesAtEnd: s1.wal,
       shedRequests: s1.shed,
       shutdownMs: stop.ms,
       exitCode: stop.code,
     };
-    const result: PhaseResult = { load, server, store };
+    const result: PhaseResult = { load, server, store: storeStats };
+    if (storeSampler) result.storeProcess = serverStats(storeSampler, store!.pid);
     if (opts.disk) result.disk = await diskReport(join(dir, 'data'));
     if (opts.profile) {
       const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
@@ -142,6 +159,7 @@ export async function faultlinePhase(name: string, spec: Spec, opts: FaultlineOp
     }
     return result;
   } finally {
+    await store?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -155,6 +173,10 @@ function serverStats(sampler: ProcSampler, pid: number, cpus = cpusAllowed(pid))
     rssSamples: s.samples,
     anonMaxMiB: s.anonMaxBytes / MiB,
     anonMeanMiB: s.anonMeanBytes / MiB,
+    fileMaxMiB: s.fileMaxBytes / MiB,
+    heapMaxMiB: s.heapMaxBytes === undefined ? undefined : s.heapMaxBytes / MiB,
+    heapMeanMiB: s.heapMeanBytes === undefined ? undefined : s.heapMeanBytes / MiB,
+    externalMaxMiB: s.externalMaxBytes === undefined ? undefined : s.externalMaxBytes / MiB,
     cpuUtil: s.cpuUtil,
     threads: Object.entries(s.threads).filter(([, v]) => v >= 0.005).sort((a, b) => b[1] - a[1]),
   };

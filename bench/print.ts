@@ -12,9 +12,17 @@ export function phaseLine(name: string, r: PhaseResult): void {
     `latency p50 ${fmt(l.latencyMs.p50, 1)} p99 ${fmt(l.latencyMs.p99, 1)} max ${fmt(l.latencyMs.max, 1)} ms`,
     `server cpu ${fmt(r.server.cpuUtil * 100)}% (cpus ${r.server.cpus}); rss max ${fmt(r.server.rssMaxMiB)} mean ${fmt(r.server.rssMeanMiB)} MiB` +
       `${r.server.rssIdleMiB ? ` (idle ${fmt(r.server.rssIdleMiB)})` : ''}; anon max ${fmt(r.server.anonMaxMiB)} mean ${fmt(r.server.anonMeanMiB)} MiB`,
+    `server memory: mapped files (code: node, libchdb.so) max ${fmt(r.server.fileMaxMiB)} MiB` +
+      (r.server.heapMaxMiB !== undefined
+        ? `; faultline's V8 heap max ${fmt(r.server.heapMaxMiB)} mean ${fmt(r.server.heapMeanMiB ?? 0)} MiB, Buffers (external) max ${fmt(r.server.externalMaxMiB ?? 0)} MiB`
+        : ''),
     `server cpu by thread: ${r.server.threads.slice(0, 8).map(([n, v]) => `${n} ${fmt(v * 100)}%`).join(', ')}`,
     `loadgen cpu ${fmt(l.cpuUtil * 100)}%`,
   ];
+  if (r.storeProcess)
+    parts.push(
+      `store process (ClickHouse engine behind an HTTP front, same core): rss max ${fmt(r.storeProcess.rssMaxMiB)} mean ${fmt(r.storeProcess.rssMeanMiB)} MiB, cpu ${fmt(r.storeProcess.cpuUtil * 100)}%`,
+    );
   if (r.store)
     parts.push(`store wrote ${fmt(r.store.writtenPerS)} ${isPing ? 'pings' : 'spans'}/s, shed ${r.store.shedRequests} req, WAL at end ${fmt(r.store.walBytesAtEnd / 1e6, 1)} MB, shutdown (flush) ${fmt(r.store.shutdownMs / 1000, 1)} s`);
   const bad = Object.entries(l.statuses).filter(([s]) => s !== '200');

@@ -3,6 +3,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../src/paths.js';
 import type { LoadResult, LoadSpec } from './loadgen.js';
 
@@ -26,9 +27,14 @@ function spawnPinned(core: number, args: string[], env: NodeJS.ProcessEnv): Chil
 
 export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 
+/** Extra node options for faultline (BENCH_NODE_ARGS, e.g. "--max-semi-space-size=64"), printed with the results. */
+export const FAULTLINE_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+
 export interface Faultline {
   pid: number;
   dataDir: string;
+  /** Where faultline's process.memoryUsage() is written (bench/memprobe.ts). */
+  memprobe: string;
   ports: { http: number; otlpHttp: number };
   logs(): string;
   /** SIGTERM, wait for the flush and exit; returns the exit code and how long the shutdown took. */
@@ -36,9 +42,12 @@ export interface Faultline {
 }
 
 export async function startFaultline(dataDir: string, extraEnv: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Faultline> {
-  const proc = spawnPinned(SERVER_CORE, [...nodeArgs, join(DIST, 'src', 'cli.js'), 'serve'], {
+  const memprobe = join(dataDir, '..', 'memprobe.json');
+  const probe = `--import=${pathToFileURL(join(DIST, 'bench', 'memprobe.js')).href}`;
+  const proc = spawnPinned(SERVER_CORE, [...FAULTLINE_NODE_ARGS, ...nodeArgs, probe, join(DIST, 'src', 'cli.js'), 'serve'], {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '',
+    BENCH_MEMPROBE_FILE: memprobe,
     FAULTLINE_DATA_DIR: dataDir,
     FAULTLINE_HTTP_PORT: '0',
     FAULTLINE_OTLP_HTTP_PORT: '0',
@@ -72,6 +81,7 @@ export async function startFaultline(dataDir: string, extraEnv: Record<string, s
   return {
     pid: proc.pid!,
     dataDir,
+    memprobe,
     ports,
     logs: () => log,
     stop: async () => {
@@ -119,15 +129,68 @@ export function runLoadgen(spec: LoadSpec, onProgress: (t: number, items: number
   );
 }
 
-/** Samples a process's resident memory (VmRSS, and RssAnon: without mapped files such as libchdb.so) and CPU time from /proc. */
+/**
+ * A ClickHouse store in its own process, for phases that measure faultline without the embedded engine:
+ * the test suite's HTTP front for the engine (test/support/clickhouse-http.ts: the real engine behind the
+ * HTTP interface @clickhouse/client speaks), pinned to faultline's core so the two share one core.
+ */
+export async function startStoreProcess(dataDir: string): Promise<{ pid: number; url: string; user: string; password: string; stop(): Promise<void> }> {
+  const [user, password] = ['bench', 'bench'];
+  const main = join(DIST, 'test', 'support', 'clickhouse-http-main.js');
+  const argv = [main, dataDir, '0'];
+  const env = { PATH: process.env.PATH ?? '', CLICKHOUSE_HTTP_USER: user, CLICKHOUSE_HTTP_PASSWORD: password };
+  const [cmd, args] = taskset.ok ? ['taskset', ['-c', String(SERVER_CORE), process.execPath, ...argv]] : [process.execPath, argv];
+  // stdin stays open: the front exits when it closes (the harness died).
+  const proc = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout!.on('data', (d) => {
+      out += d;
+      const m = /clickhouse-http listening port=(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then(() => reject(new Error(`the store process exited before listening:\n${out}`)));
+  });
+  return { pid: proc.pid!, url: `http://127.0.0.1:${port}`, user, password, stop: async () => void (proc.kill('SIGTERM'), await exited) };
+}
+
+/** process.memoryUsage() of the process under test, from bench/memprobe.ts (absent for other processes). */
+interface MemProbe {
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+}
+
+/**
+ * Samples a process's resident memory (VmRSS; RssAnon: without mapped files such as libchdb.so; RssFile:
+ * mapped files) and CPU time from /proc, and faultline's own JavaScript memory from its memory probe.
+ */
 export class ProcSampler {
   private readonly rss: number[] = [];
   private readonly anon: number[] = [];
+  private readonly file: number[] = [];
+  private readonly heap: number[] = [];
+  private readonly external: number[] = [];
   private timer?: NodeJS.Timeout;
   private cpu0 = 0;
   private t0 = 0;
   private threads0 = new Map<string, number>();
-  constructor(readonly pid: number) {}
+  constructor(
+    readonly pid: number,
+    private readonly memprobe?: string,
+  ) {}
+
+  private probe(): MemProbe | undefined {
+    if (!this.memprobe) return undefined;
+    try {
+      return JSON.parse(readFileSync(this.memprobe, 'utf8')) as MemProbe;
+    } catch {
+      return undefined; // not written yet, or read mid-write
+    }
+  }
 
   /** CPU seconds per thread, keyed by thread name and id (main thread is "main"). */
   private threadCpu(): Map<string, number> {
@@ -149,14 +212,14 @@ export class ProcSampler {
     return out;
   }
 
-  read(): { rssBytes: number; anonBytes: number; cpuS: number } | undefined {
+  read(): { rssBytes: number; anonBytes: number; fileBytes: number; cpuS: number } | undefined {
     try {
       const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
       const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
       // utime and stime are fields 14 and 15 of /proc/<pid>/stat, in clock ticks (100 per second on Linux).
-      return { rssBytes: kb('VmRSS'), anonBytes: kb('RssAnon'), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
+      return { rssBytes: kb('VmRSS'), anonBytes: kb('RssAnon'), fileBytes: kb('RssFile'), cpuS: (Number(fields[11]) + Number(fields[12])) / 100 };
     } catch {
       return undefined;
     }
@@ -171,10 +234,24 @@ export class ProcSampler {
     this.t0 = performance.now();
     this.timer = setInterval(() => {
       const s = this.read();
-      if (s) [this.rss.push(s.rssBytes), this.anon.push(s.anonBytes)];
+      if (s) [this.rss.push(s.rssBytes), this.anon.push(s.anonBytes), this.file.push(s.fileBytes)];
+      const m = this.probe();
+      if (m) [this.heap.push(m.heapTotal), this.external.push(m.external)];
     }, 1000);
   }
-  stop(): { maxBytes: number; meanBytes: number; anonMaxBytes: number; anonMeanBytes: number; samples: number; cpuUtil: number; threads: Record<string, number> } {
+  stop(): {
+    maxBytes: number;
+    meanBytes: number;
+    anonMaxBytes: number;
+    anonMeanBytes: number;
+    fileMaxBytes: number;
+    heapMaxBytes?: number;
+    heapMeanBytes?: number;
+    externalMaxBytes?: number;
+    samples: number;
+    cpuUtil: number;
+    threads: Record<string, number>;
+  } {
     clearInterval(this.timer);
     const cpu1 = this.read()?.cpuS ?? this.cpu0;
     const wall = (performance.now() - this.t0) / 1000;
@@ -191,6 +268,10 @@ export class ProcSampler {
       meanBytes: mean(this.rss),
       anonMaxBytes: max(this.anon),
       anonMeanBytes: mean(this.anon),
+      fileMaxBytes: max(this.file),
+      heapMaxBytes: this.heap.length ? max(this.heap) : undefined,
+      heapMeanBytes: this.heap.length ? mean(this.heap) : undefined,
+      externalMaxBytes: this.external.length ? max(this.external) : undefined,
       samples: this.rss.length,
       cpuUtil: (cpu1 - this.cpu0) / wall,
       threads,

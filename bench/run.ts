@@ -3,14 +3,17 @@
  * to core 0 and a load generator process pinned to core 1, over loopback HTTP, next to a bare node:http
  * server on the same core (the ceiling). BENCH_SECONDS (default 60) sets the measured duration of the
  * main phases; BENCH_CONNECTIONS (default 16) the OTLP connections; BENCH_CPU_PROF=1 adds profiled runs;
- * BENCH_ONLY="faultline protobuf,10k" (parts of phase names) runs only those phases, for iterating.
+ * BENCH_ONLY="faultline protobuf,10k" (parts of phase names) runs only those phases, for iterating;
+ * BENCH_NODE_ARGS adds node options to faultline (e.g. "--max-semi-space-size=64"; printed with the results).
+ * Memory: faultline's own V8 heap and Buffers (bench/memprobe.ts, loaded with --import) next to the
+ * process's RSS, and a 10k spans/s phase with the store in a process of its own (faultline alone).
  * Prints a summary against the issue's targets and writes it to bench/results/latest.json.
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { ceilingPhase, faultlinePhase, type PhaseResult, type Spec } from './phases.js';
-import { LOADGEN_CORE, SERVER_CORE, taskset } from './procs.js';
+import { FAULTLINE_NODE_ARGS, LOADGEN_CORE, SERVER_CORE, taskset } from './procs.js';
 import { phaseLine, printDisk, printProfile } from './print.js';
 import { printTable, target, writeJson, type TargetRow } from './report.js';
 import { fmt } from './stats.js';
@@ -56,6 +59,7 @@ async function main(): Promise<void> {
   console.log(`duration: ${SECONDS} s measured per main phase (BENCH_SECONDS), ${WARMUP} s warm-up, ceilings ${SHORT} s, ping/queryable ${HALF} s`);
   console.log(`load: ${CONNECTIONS} keep-alive connections, 100 spans per request; ping 64 connections`);
   console.log(taskset.ok ? `pinning: server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE} (taskset)` : `pinning: NONE — ${taskset.note}`);
+  if (FAULTLINE_NODE_ARGS.length) console.log(`faultline node options (BENCH_NODE_ARGS): ${FAULTLINE_NODE_ARGS.join(' ')}`);
   const R: Record<string, PhaseResult> = {};
 
   const protoCeiling = await phase('ceiling protobuf', () => ceilingPhase('ceiling protobuf', otlp('protobuf', SHORT)), R);
@@ -64,6 +68,10 @@ async function main(): Promise<void> {
   const jsonCeiling = await phase('ceiling json', () => ceilingPhase('ceiling json', otlp('json', SHORT)), R);
   const json = await phase('faultline json', () => faultlinePhase('faultline json', otlp('json', SECONDS)), R);
   const steady = await phase('faultline 10k spans/s', () => faultlinePhase('faultline 10k spans/s', otlp('protobuf', SECONDS, { rate: 100 })), R);
+  // The same load with the store in a process of its own (the engine behind an HTTP front, as a ClickHouse
+  // server would be): faultline's own memory, without the embedded engine's.
+  const split = await phase('faultline 10k spans/s, store in its own process', () =>
+    faultlinePhase('faultline 10k spans/s, store in its own process', otlp('protobuf', HALF, { rate: 100 }), { storeProcess: true }), R);
   const queryable = await phase('faultline queryable', () =>
     faultlinePhase('faultline queryable', otlp('protobuf', HALF, { rate: 50, markers: { everyMs: 300, pollMs: 50, timeoutMs: 30_000 } })), R);
   const q = queryable?.load.markers;
@@ -100,9 +108,16 @@ async function main(): Promise<void> {
   }
   if (queryable && q)
     rows.push(target('queryable after ack, p99', q.latencyMs.p99, '<=', 2000, 'ms', `${q.samples} samples, ${q.failed} missing, at ${fmt(queryable.load.itemsPerS)} spans/s`));
-  if (steady)
-    rows.push(target('RSS max at 10k spans/s', steady.server.rssMaxMiB, '<=', 150, 'MiB',
-      `mean ${fmt(steady.server.rssMeanMiB)}, idle ${fmt(steady.server.rssIdleMiB ?? 0)}, anon max ${fmt(steady.server.anonMaxMiB)} MiB at ${fmt(steady.load.itemsPerS)} spans/s`));
+  if (steady) {
+    const m = steady.server;
+    rows.push(target('RSS max at 10k spans/s', m.rssMaxMiB, '<=', 150, 'MiB',
+      `mean ${fmt(m.rssMeanMiB)}, idle ${fmt(m.rssIdleMiB ?? 0)}; mapped files ${fmt(m.fileMaxMiB)}, anon ${fmt(m.anonMaxMiB)} of which V8 heap ${fmt(m.heapMaxMiB ?? NaN)}, Buffers ${fmt(m.externalMaxMiB ?? NaN)} MiB (max)`));
+  }
+  if (split) {
+    const m = split.server;
+    rows.push(target('RSS max at 10k spans/s, store in own process', m.rssMaxMiB, '<=', 150, 'MiB',
+      `faultline alone: mean ${fmt(m.rssMeanMiB)}, V8 heap ${fmt(m.heapMaxMiB ?? NaN)} MiB; the store process ${fmt(split.storeProcess?.rssMaxMiB ?? NaN)} MiB; stored ${fmt(split.store?.writtenPerS ?? NaN)}/s`));
+  }
   if (disk) {
     const { spansBefore, spansAfter, excAfter } = disk;
     rows.push(target('on disk per span (merged)', spansAfter.bytesOnDisk / spansAfter.rows, '<=', 100, 'B',
@@ -114,7 +129,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeJson(file, {
     date: new Date().toISOString(),
-    config: { only: ONLY.length ? ONLY : undefined, seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
+    config: { only: ONLY.length ? ONLY : undefined, nodeArgs: FAULTLINE_NODE_ARGS, seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
     targets: rows,
     phases: R,
     totalSeconds: totalS,
