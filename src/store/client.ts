@@ -15,10 +15,11 @@ export interface Store {
   readonly location: string;
   readonly database: string;
   /**
-   * Appends JSONEachRow lines to a table. The token makes a repeated insert of the same batch a no-op.
-   * A Buffer body is handed to the engine as is (no copy into a JS string on the embedded engine).
+   * Appends JSONEachRow lines to a table, or with `columns` JSONCompactEachRow lines (arrays of those
+   * columns' values). The token makes a repeated insert of the same batch a no-op. A Buffer body is handed
+   * to the engine as is (no copy into a JS string on the embedded engine).
    */
-  insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string): Promise<void>;
+  insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string, columns?: readonly string[]): Promise<void>;
   /** Runs a SELECT with `{name:Type}` parameters and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   /** Runs a statement without a result (DDL). */
@@ -59,7 +60,8 @@ export async function openStore(config: Config): Promise<Store> {
 type RawInsert = (params: {
   table: string;
   values: Buffer | Uint8Array | string;
-  format: 'JSONEachRow';
+  format: 'JSONEachRow' | 'JSONCompactEachRow';
+  columns?: readonly string[];
   settings?: Record<string, string | number | boolean>;
 }) => Promise<unknown>;
 
@@ -113,21 +115,23 @@ class ClickHouseStore implements Store {
     private readonly rawInsert?: RawInsert,
   ) {}
 
-  async insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string): Promise<void> {
+  async insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string, columns?: readonly string[]): Promise<void> {
     if (this.rawInsert) {
       // The embedded engine: the body goes in as bytes, the settings in the statement (not SET on the session).
       await this.rawInsert({
         table: `${this.database}.${table}`,
         values: body,
-        format: 'JSONEachRow',
+        format: columns ? 'JSONCompactEachRow' : 'JSONEachRow',
+        columns,
         settings: { insert_deduplication_token: dedupToken, ...EMBEDDED_INSERT_SETTINGS },
       }).catch((err: unknown) => {
         throw storeError(err);
       });
       return;
     }
+    const target = columns ? `${table} (${columns.map((c) => `\`${c.replace(/[`\\]/g, '\\$&')}\``).join(', ')})` : table;
     const result = await this.client.exec({
-      query: `INSERT INTO ${this.database}.${table} FORMAT JSONEachRow`,
+      query: `INSERT INTO ${this.database}.${target} FORMAT ${columns ? 'JSONCompactEachRow' : 'JSONEachRow'}`,
       values: Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
       clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
     });

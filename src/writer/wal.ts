@@ -11,7 +11,9 @@ import { TABLES, type TableName } from '../store/index.js';
  *
  * A segment is one file per table, `<segment>.<table>.wal`, holding that table's JSONEachRow lines: the
  * flush loop hands a file's bytes to the store as they are, without splitting or re-joining them. A torn
- * last line (killed mid-write) was never acknowledged and is dropped on read.
+ * last line (killed mid-write) was never acknowledged and is dropped on read. A file may instead start
+ * with a header line, the JSON array of its column names, followed by JSONCompactEachRow lines (arrays of
+ * values in that order): rows without their keys, cheaper to write and for the store to parse.
  *
  * Segments written before per-table files (`<segment>.wal`, lines `<table>\t<JSONEachRow row>`) are still
  * read, split per table, so that a WAL left by an older version is replayed with the same tokens.
@@ -31,8 +33,15 @@ export interface SegmentFile {
   table?: WalTable;
   path: string;
   bytes: number;
-  /** Lines in the file, when known (sealed by this process); counted on read otherwise. */
+  /** Lines in the file (the header not counted), when known (sealed by this process); counted on read otherwise. */
   rows?: number;
+}
+
+/** One append's worth of a table's lines; `columns` (JSON array text) when the lines are value arrays. */
+export interface WalPart {
+  buf: Buffer;
+  rows: number;
+  columns?: string;
 }
 
 export interface SealedSegment {
@@ -46,6 +55,8 @@ export interface TableBody {
   table: WalTable;
   body: Buffer;
   rows: number;
+  /** The columns of JSONCompactEachRow lines (absent: JSONEachRow). */
+  columns?: string[];
 }
 
 interface Waiter {
@@ -57,10 +68,14 @@ interface OpenFile {
   path: string;
   bytes: number;
   rows: number;
+  /** The header line of a file of value arrays (its columns), written ahead of its first lines. */
+  columns?: string;
+  headerWritten?: boolean;
   fd?: FileHandle;
 }
 
 const NL = 0x0a;
+const OPEN_BRACKET = 0x5b;
 
 export class Segment {
   bytes = 0;
@@ -78,15 +93,32 @@ export class Segment {
   ) {}
 
   /**
+   * Whether appending these parts would mix layouts in a file (value arrays of other columns, or value
+   * arrays and objects): the writer then starts a new segment.
+   */
+  conflicts(parts: Map<WalTable, WalPart>): boolean {
+    for (const [table, part] of parts) {
+      const f = this.files.get(table);
+      if (f && f.rows > 0 && f.columns !== part.columns) return true;
+    }
+    return false;
+  }
+
+  /**
    * Appends each table's lines to its file; resolves once all are in the files (and on disk, with fsync).
    * Concurrent appends share one write per file.
    */
-  append(parts: Map<WalTable, { buf: Buffer; rows: number }>, rows: number): Promise<void> {
+  append(parts: Map<WalTable, WalPart>, rows: number): Promise<void> {
     this.rows += rows;
     return new Promise((resolve, reject) => {
-      for (const [table, { buf, rows: lines }] of parts) {
+      for (const [table, { buf, rows: lines, columns }] of parts) {
         this.bytes += buf.length;
-        this.file(table).rows += lines;
+        const f = this.file(table);
+        f.rows += lines;
+        if (columns !== undefined && f.columns === undefined) {
+          f.columns = columns;
+          this.bytes += columns.length + 1;
+        }
         const q = this.queue.get(table);
         if (q) q.push(buf);
         else this.queue.set(table, [buf]);
@@ -105,6 +137,11 @@ export class Segment {
   private async writeTable(table: WalTable, bufs: Buffer[]): Promise<void> {
     const f = this.file(table);
     f.fd ??= await open(f.path, 'a');
+    if (f.columns !== undefined && !f.headerWritten) {
+      // The header goes out with the first lines, in the same write.
+      bufs = [Buffer.from(`${f.columns}\n`), ...bufs];
+      f.headerWritten = true;
+    }
     const buf = bufs.length === 1 ? bufs[0] : Buffer.concat(bufs);
     for (let off = 0; off < buf.length; ) off += (await f.fd.write(buf, off)).bytesWritten;
     f.bytes += buf.length;
@@ -186,10 +223,14 @@ export class WalDir {
     }
   }
 
-  /** Keeps rows the store refuses for good, with the reason, for a person to inspect; never deleted silently. */
-  async keepRejected(seg: SealedSegment, table: string, lines: string[], reason: string): Promise<string> {
+  /**
+   * Keeps rows the store refuses for good, with the reason (and the columns of value arrays), for a person
+   * to inspect; never deleted silently.
+   */
+  async keepRejected(seg: SealedSegment, table: string, lines: string[], reason: string, columns?: string[]): Promise<string> {
     const to = join(this.dir, 'rejected', `${seg.name}.${table}.wal`);
-    await writeFile(to, `# ${reason.split('\n')[0]}\n${lines.join('\n')}\n`);
+    const header = columns ? `# columns: ${JSON.stringify(columns)}\n` : '';
+    await writeFile(to, `# ${reason.split('\n')[0]}\n${header}${lines.join('\n')}\n`);
     return to;
   }
 }
@@ -210,10 +251,19 @@ export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
       out.push(...(await readLegacy(f.path)));
       continue;
     }
-    const buf = await readFile(f.path);
+    let buf = await readFile(f.path);
     // A file this process sealed is whole; one left by a crash may end in a torn line.
-    const { body, rows } = f.rows !== undefined && buf.length === f.bytes ? { body: buf, rows: f.rows } : wholeLines(buf);
-    if (rows > 0) out.push({ table: f.table, body, rows });
+    const whole = f.rows !== undefined && buf.length === f.bytes;
+    let columns: string[] | undefined;
+    if (buf[0] === OPEN_BRACKET) {
+      // Value arrays: the first line is the columns (a file torn inside it holds no rows).
+      const nl = buf.indexOf(NL);
+      if (nl < 0) continue;
+      columns = JSON.parse(buf.toString('utf8', 0, nl)) as string[];
+      buf = buf.subarray(nl + 1);
+    }
+    const { body, rows } = whole ? { body: buf, rows: f.rows! } : wholeLines(buf);
+    if (rows > 0) out.push({ table: f.table, body, rows, columns });
   }
   const order = (t: WalTable) => {
     if (t === RESOURCES) return -1;
