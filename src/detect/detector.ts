@@ -233,13 +233,16 @@ export class Detector {
   /** Records one heartbeat of a target (live, or read back from the store at start). */
   beat(info: TargetInfo, hb: HeartbeatSample, arrival: number): void {
     const t = this.target(info, arrival);
+    // A heartbeat older than one already seen (late, replayed) says nothing about the target now.
+    const fresh = hb.at > t.hb.last;
     t.hb.beat(hb.at, hb.intervalMs, arrival);
     if (hb.rss !== null) t.rss.push(hb.at, hb.rss);
     if (hb.limit !== null) t.memoryLimit = hb.limit;
     if (hb.loopP99 !== null) t.eventLoop.push(hb.at, hb.loopP99);
+    if (!fresh) return;
     if (t.status !== 'alive') {
       t.status = 'alive';
-      this.resolveTarget(t, arrival);
+      this.resolveTarget(t, arrival, hb.at);
     }
     this.suspectedSince.delete(t.key);
   }
@@ -430,10 +433,11 @@ export class Detector {
   }
 
   /** A target is healthy again: its own faults and its host's silence are over. */
-  private resolveTarget(t: TargetState, at: number): void {
+  private resolveTarget(t: TargetState, at: number, evidenceAt: number): void {
     for (const id of [...(this.openByTarget.get(t.key) ?? [])]) {
       const f = this.open.get(id);
-      if (f && f.kind !== 'crash_loop') this.resolve(f, at);
+      // Only a heartbeat sent after the fault began proves the target healthy again.
+      if (f && f.kind !== 'crash_loop' && evidenceAt > f.startedAt) this.resolve(f, at);
     }
     const hostFault = this.openByHost.get(t.info.host);
     if (hostFault && this.open.get(hostFault)) {

@@ -19,6 +19,9 @@ describe('faultline paused', () => {
 
   it('raises no fault for targets that kept beating while faultline was stopped, and still finds a real hang', async () => {
     fl = await startFaultline();
+    const starting = fl;
+    // Detection must be running before the pause (on a loaded machine its start can take seconds).
+    await eventually(async () => starting.logs().includes('detection state rebuilt from the store'), 20_000, 'detection to start');
     for (let i = 1; i <= 3; i++) procs.push(supervise(fl.otlpHttp, { service: 'steady', instance: `steady-${i}`, host: 'node-p' }, { APP_MODE: 'idle' }, { reportExit: false }).proc);
     await new Promise((r) => setTimeout(r, 2500));
     fl.proc.kill('SIGSTOP');
@@ -27,7 +30,10 @@ describe('faultline paused', () => {
     await new Promise((r) => setTimeout(r, 6000));
     const faults = ((await (await fetch(`${fl.http}/api/v1/faults`)).json()) as { faults: { kind: string }[] }).faults;
     assert.deepEqual(faults, [], 'no target declared dead because faultline was');
-    assert.match(fl.logs(), /restarting silence clocks: waiting for fresh evidence reason="faultline was paused for \d+ ms"/);
+    const stopped = fl;
+    await eventually(async () => /restarting silence clocks: waiting for fresh evidence reason="faultline was paused for \d+ ms"/.test(stopped.logs()), 5000, 'faultline to notice its own pause').catch((e: Error) => {
+      throw new Error(`${e.message}\n${stopped.logs()}`);
+    });
 
     procs[0].kill('SIGSTOP');
     const running = fl;
