@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { ClickHouseError, ClickHouseLogLevel, createClient, parseError, type ClickHouseClient } from '@clickhouse/client';
@@ -50,11 +50,30 @@ export async function openStore(config: Config): Promise<Store> {
   const path = resolve(config.data_dir, 'clickhouse');
   mkdirSync(path, { recursive: true });
   // chdb is loaded only when used: a server deployment never maps the embedded engine.
+  const { Session } = await import('chdb');
   const { createChdbConnection } = await import('chdb/connection');
+  // The engine's configuration is given when the first connection to its data directory starts it; the
+  // client's connection below then shares that engine.
+  const configFile = resolve(config.data_dir, 'clickhouse-engine.xml');
+  writeFileSync(configFile, EMBEDDED_ENGINE_CONFIG);
+  const engine = new Session(path, { connectionArgs: [`--config-file=${configFile}`] });
   const connection = createChdbConnection({ path });
   const client = createClient({ connection } as Parameters<typeof createClient>[0]);
-  return new ClickHouseStore(client, 'embedded', path, store.database, connection.chdb.rawInsert);
+  return new ClickHouseStore(client, 'embedded', path, store.database, connection.chdb.rawInsert, () => engine.close());
 }
+
+/**
+ * Engine configuration for the embedded store, which shares one core with ingest: parts up to 64 MiB are
+ * written in the compact format (one data file, not two files per column): ingest's inserts are of that
+ * size, and creating ~100 files per insert cost more CPU in the file system than writing their data;
+ * merged parts above it are wide, as usual.
+ */
+const EMBEDDED_ENGINE_CONFIG = `<clickhouse>
+  <merge_tree>
+    <min_bytes_for_wide_part>67108864</min_bytes_for_wide_part>
+  </merge_tree>
+</clickhouse>
+`;
 
 /** chDB's raw passthrough insert (`connection.chdb.rawInsert`): the Buffer goes to the engine without a copy. */
 type RawInsert = (params: {
@@ -113,6 +132,7 @@ class ClickHouseStore implements Store {
     readonly location: string,
     readonly database: string,
     private readonly rawInsert?: RawInsert,
+    private readonly onClose?: () => void,
   ) {}
 
   async insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string, columns?: readonly string[]): Promise<void> {
@@ -160,5 +180,6 @@ class ClickHouseStore implements Store {
     if (this.closed) return;
     this.closed = true;
     await this.client.close();
+    this.onClose?.();
   }
 }
