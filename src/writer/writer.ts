@@ -5,11 +5,12 @@ import type { Store, TableName } from '../store/index.js';
 import { RESOURCES, WalDir, readSegment, type SealedSegment, type Segment, type WalPart, type WalTable } from './wal.js';
 
 /**
- * Tables whose rows all have the same keys in the same order (one converter builds each, as an object
- * literal): written as arrays of values under a header of column names (JSONCompactEachRow), which the
- * store parses in ~20 % less CPU than objects (spans: 10.4 -> 8.3 µs/row in an insert microbenchmark).
+ * Tables whose rows all have the same keys in the same order (each is built in one place, as an object
+ * literal: convertSpan/wireSpan, addException, RowBatch.tables): written as arrays of values under a header
+ * of column names (JSONCompactEachRow), which the store parses in ~20 % less CPU than objects (spans:
+ * 10.4 -> 8.3 µs/row in an insert microbenchmark).
  */
-const VALUE_ARRAY_TABLES: ReadonlySet<TableName> = new Set<TableName>(['spans']);
+const VALUE_ARRAY_TABLES: ReadonlySet<TableName> = new Set<TableName>(['spans', 'exceptions', 'target_sightings']);
 
 const MAX_REMEMBERED_RESOURCES = 100_000;
 /** While the store is busy, the open segment grows up to this many times `batchRows` rows ... */
