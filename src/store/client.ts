@@ -63,14 +63,17 @@ export async function openStore(config: Config): Promise<Store> {
 }
 
 /**
- * Engine configuration for the embedded store, which shares one core with ingest: parts up to 64 MiB are
- * written in the compact format (one data file, not two files per column): ingest's inserts are of that
- * size, and creating ~100 files per insert cost more CPU in the file system than writing their data;
- * merged parts above it are wide, as usual.
+ * Engine configuration for the embedded store, which shares one core with ingest:
+ * - parts up to 64 MiB are written in the compact format (one data file, not two files per column):
+ *   ingest's inserts are of that size, and creating ~100 files per insert cost more CPU in the file system
+ *   than writing their data; merged parts above it are wide, as usual;
+ * - merges wait for about ten parts of a size instead of five (merge_selector_base): each row is rewritten
+ *   log10 rather than log5 times of the data's growth, ~30 % less merging, for twice as many parts at rest.
  */
 const EMBEDDED_ENGINE_CONFIG = `<clickhouse>
   <merge_tree>
     <min_bytes_for_wide_part>67108864</min_bytes_for_wide_part>
+    <merge_selector_base>10</merge_selector_base>
   </merge_tree>
 </clickhouse>
 `;
