@@ -43,6 +43,8 @@ export class RowBatch {
   rejected = 0;
   private readonly reasons = new Map<string, number>();
   private readonly sightings = new Map<string, Sighting>();
+  private lastTarget?: Target;
+  private lastSighting?: Sighting;
   private readonly minMs: number;
   private readonly maxMs: number;
 
@@ -80,23 +82,26 @@ export class RowBatch {
     this.reasons.set(reason, (this.reasons.get(reason) ?? 0) + 1);
   }
 
-  /** Null when the timestamp is acceptable, else the reason it is absurd. */
-  timeProblem(nanos: string): string | null {
-    const ms = nanosToMs(nanos);
+  /** Null when the timestamp is acceptable, else the reason it is absurd. `ms`: nanosToMs(nanos), if known. */
+  timeProblem(nanos: string, ms = nanosToMs(nanos)): string | null {
     if (ms < this.minMs) return `timestamp ${nanos} is older than ${this.limits.maxAgeDays} days`;
     if (ms > this.maxMs) return `timestamp ${nanos} is more than ${this.limits.maxFutureSkewS}s in the future`;
     return null;
   }
 
-  /** Records that a target sent evidence at `nanos` (and whether it was a heartbeat). */
-  seen(target: Target, nanos: string, heartbeat = false): void {
+  /** Records that a target sent evidence at `nanos` (and whether it was a heartbeat). `ms`: nanosToMs(nanos), if known. */
+  seen(target: Target, nanos: string, heartbeat = false, ms = nanosToMs(nanos)): void {
     if (target.service === '') return;
-    const key = `${target.service}\u0000${target.instance}`;
-    const ms = nanosToMs(nanos);
-    let s = this.sightings.get(key);
+    // The rows of a resource share its target object: the last one's sighting is found without a key.
+    let s = target === this.lastTarget ? this.lastSighting : undefined;
     if (!s) {
-      s = { target, first: nanos, firstMs: ms, last: nanos, lastMs: ms, heartbeat: 0, heartbeatMs: 0 };
-      this.sightings.set(key, s);
+      const key = `${target.service}\u0000${target.instance}`;
+      s = this.sightings.get(key);
+      if (!s) {
+        s = { target, first: nanos, firstMs: ms, last: nanos, lastMs: ms, heartbeat: 0, heartbeatMs: 0 };
+        this.sightings.set(key, s);
+      }
+      [this.lastTarget, this.lastSighting] = [target, s];
     }
     if (ms < s.firstMs) [s.first, s.firstMs] = [nanos, ms];
     if (ms > s.lastMs) [s.last, s.lastMs] = [nanos, ms];
@@ -114,6 +119,7 @@ export class RowBatch {
       });
     }
     this.sightings.clear();
+    this.lastTarget = this.lastSighting = undefined;
     return this.rows;
   }
 

@@ -10,7 +10,7 @@ import { makeBodies } from '../../bench/bodies.js';
 import { RowBatch } from '../../src/ingest/batch.js';
 import { SIGNALS, WireError, WireReader, convertProtobuf, decodeProtobuf } from '../../src/ingest/otlp/codec.js';
 import { convertTraces, convertTracesProtobuf, type TracesRequest } from '../../src/ingest/otlp/traces.js';
-import { u64Text } from '../../src/ingest/otlp/values.js';
+import { nanosToMs, u64NanosToMs, u64Text } from '../../src/ingest/otlp/values.js';
 
 const limits = { maxAttributeBytes: 64, maxFutureSkewS: 300, maxAgeDays: 30 };
 const NOW = Date.now();
@@ -193,7 +193,14 @@ describe('traces: direct protobuf conversion', () => {
     }
   });
 
-  it('writes 64-bit integers exactly', () => {
+  it('writes 64-bit integers exactly, and nanoseconds as milliseconds like nanosToMs', () => {
+    const check = (v: bigint) => {
+      const [lo, hi] = [Number(v & 0xffffffffn), Number(v >> 32n)];
+      assert.equal(u64Text(lo, hi), v.toString());
+      assert.equal(u64NanosToMs(lo, hi), nanosToMs(v.toString()), `ms of ${v}`);
+    };
+    for (const v of [999_999n, 1_000_000n, 1_795_777_658_665_999_999n, 1_795_777_658_666_000_000n, 9_007_199_254_740_991n]) check(v);
+    for (let i = 0; i < 10_000; i++) check((BigInt(Math.floor(Math.random() * 2 ** 32)) << 32n) | BigInt(Math.floor(Math.random() * 2 ** 32)));
     for (const v of [0n, 1n, 4294967295n, 4294967296n, 9007199254740991n, 9007199254740993n, 1795777658665165497n, 999999999999999999n, 1000000000000000000n, 18446744073709551615n]) {
       assert.equal(u64Text(Number(v & 0xffffffffn), Number(v >> 32n)), v.toString());
     }

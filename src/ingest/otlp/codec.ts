@@ -117,7 +117,8 @@ export class WireReader {
   /** A length-delimited field as UTF-8 text. */
   string(end: number): string {
     const to = this.len(end);
-    const s = this.buf.toString('utf8', this.pos, to);
+    // Buffer's own UTF-8 decoder (what toString('utf8', ...) calls, without its argument handling).
+    const s = (this.buf as unknown as { utf8Slice(start: number, end: number): string }).utf8Slice(this.pos, to);
     this.pos = to;
     return s;
   }

@@ -5,6 +5,7 @@ import {
   enumNumber,
   idHex,
   nanosText,
+  u64NanosToMs,
   u64Text,
   wireIdHex,
   wireKeyValue,
@@ -307,7 +308,8 @@ function wireSpan(
   if (parent === null) return batch.reject('invalid parent_span_id (must be 8 bytes or empty)');
   if (startLo === 0 && startHi === 0) return batch.reject('missing start_time_unix_nano');
   const startText = u64Text(startLo, startHi);
-  const problem = batch.timeProblem(startText);
+  const startMs = u64NanosToMs(startLo, startHi);
+  const problem = batch.timeProblem(startText, startMs);
   if (problem) return batch.reject(problem);
   let duration = '0';
   if (endLo !== 0 || endHi !== 0) {
@@ -416,7 +418,7 @@ function wireSpan(
     'links.span_id': linkSpanIds,
     'links.attributes': linkAttrs,
   });
-  batch.seen(target, startText);
+  batch.seen(target, startText, false, startMs);
 }
 
 /** One row of the exceptions table (from a span event, an exception log or an exit record). */

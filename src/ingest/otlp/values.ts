@@ -195,18 +195,49 @@ export function enumNumber(v: unknown, names: readonly string[]): number {
 export function u64Text(lo: number, hi: number): string {
   if (hi === 0) return String(lo);
   if (hi < 0x200000) return String(hi * 4294967296 + lo);
-  let rem = 0;
+  const r = u64DivRem(lo, hi, 1e9);
+  const rem = String(divRem);
+  return r === 0 ? rem : `${r}${'000000000'.slice(rem.length)}${rem}`;
+}
+
+/** The remainder of the last u64DivRem. */
+let divRem = 0;
+
+/**
+ * floor((hi * 2^32 + lo) / d) for 1 < d <= 1e9, exactly, by long division of the four 16-bit limbs (every
+ * step stays below 2^53); the remainder is left in `divRem`.
+ */
+function u64DivRem(lo: number, hi: number, d: number): number {
   let q = 0;
-  for (const limb of [hi >>> 16, hi & 0xffff, lo >>> 16, lo & 0xffff]) {
-    const cur = rem * 65536 + limb;
-    let d = Math.floor(cur / 1e9);
-    rem = cur - d * 1e9;
-    if (rem < 0) [d, rem] = [d - 1, rem + 1e9];
-    else if (rem >= 1e9) [d, rem] = [d + 1, rem - 1e9];
-    q = q * 65536 + d;
-  }
-  const r = String(rem);
-  return q === 0 ? r : `${q}${'000000000'.slice(r.length)}${r}`;
+  let rem = 0;
+  let cur = hi >>> 16;
+  let k = Math.floor(cur / d);
+  rem = cur - k * d;
+  q = k;
+  cur = rem * 65536 + (hi & 0xffff);
+  k = Math.floor(cur / d);
+  rem = cur - k * d;
+  if (rem < 0) [k, rem] = [k - 1, rem + d];
+  else if (rem >= d) [k, rem] = [k + 1, rem - d];
+  q = q * 65536 + k;
+  cur = rem * 65536 + (lo >>> 16);
+  k = Math.floor(cur / d);
+  rem = cur - k * d;
+  if (rem < 0) [k, rem] = [k - 1, rem + d];
+  else if (rem >= d) [k, rem] = [k + 1, rem - d];
+  q = q * 65536 + k;
+  cur = rem * 65536 + (lo & 0xffff);
+  k = Math.floor(cur / d);
+  rem = cur - k * d;
+  if (rem < 0) [k, rem] = [k - 1, rem + d];
+  else if (rem >= d) [k, rem] = [k + 1, rem - d];
+  divRem = rem;
+  return q * 65536 + k;
+}
+
+/** Milliseconds of a nanosecond count given as 32-bit halves: what nanosToMs gives for its text. */
+export function u64NanosToMs(lo: number, hi: number): number {
+  return hi === 0 ? Math.floor(lo / 1e6) : u64DivRem(lo, hi, 1e6);
 }
 
 /** A signed 64-bit integer given as 32-bit halves (two's complement), as decimal text. */
@@ -219,13 +250,14 @@ function i64Text(lo: number, hi: number): string {
 export function wireIdHex(buf: Buffer, start: number, end: number, bytes: 8 | 16): string | null {
   if (start < 0 || end === start) return '';
   if (end - start !== bytes) return null;
-  let out = '';
-  let zero = true;
-  for (let i = start; i < end; i++) {
-    out += HEX[buf[i]];
-    if (buf[i] !== 0) zero = false;
-  }
-  return zero ? null : out;
+  for (let i = start; i < end; i++) if (buf[i] !== 0) return (buf as unknown as NativeSlices).hexSlice(start, end);
+  return null;
+}
+
+/** Buffer's own decoders, without toString()'s argument handling (they are what it calls). */
+export interface NativeSlices {
+  hexSlice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
 }
 
 // AnyValue's oneof members, as tags (field number << 3 | wire type).
@@ -280,7 +312,7 @@ export function wireAnyValueText(r: WireReader, end: number, cut: Truncator): st
   const v = scratch;
   switch (wireAnyValue(r, end, v)) {
     case ANY_STRING:
-      return cut.apply(r.buf.toString('utf8', v.start, v.end));
+      return cut.apply((r.buf as unknown as NativeSlices).utf8Slice(v.start, v.end));
     case ANY_BOOL:
       return v.lo !== 0 ? 'true' : 'false';
     case ANY_INT:
