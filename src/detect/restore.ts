@@ -60,7 +60,9 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
   }
   // Targets whose silence is already an open fault stay silent (not raised again).
   for (const f of open) {
-    if (f.kind === 'hang') d.targets.get(targetKey(f.service, f.instance))!.status = 'silent';
+    // A target silent for longer than the heartbeat look-back is not tracked at all (nothing to mark).
+    const target = f.kind === 'hang' ? d.targets.get(targetKey(f.service, f.instance)) : undefined;
+    if (target) target.status = 'silent';
     if (f.kind === 'silent') for (const t of d.targets.values()) if (t.info.host === f.host) t.status = 'silent';
   }
 
