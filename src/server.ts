@@ -200,8 +200,7 @@ export class FaultlineServer {
       enqueue: (events) => (this.deliverer ? this.deliverer.enqueue(events) : Promise.reject(new Error('no webhook deliverer configured'))),
     };
     const escalator = new Escalator(this.config.escalation, sink, silences, store, this.log);
-    await escalator.restore();
-    for (const f of detector.open.values()) escalator.track(f);
+    await escalator.restore(detector.open.values());
     detector.openedListeners.push((f) => escalator.opened(f));
     detector.resolvedListeners.push((f) => escalator.resolved(f));
     detector.newSignatureListeners.push((sig, first) => escalator.newSignature(sig, first));

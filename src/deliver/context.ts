@@ -111,10 +111,11 @@ export function templateContext(ev: WebhookEvent, routingKey = ''): TemplateCont
   const actionObj = obj(action);
   const explanation = str(data.explanation) || str(fault?.explanation) || str(actionObj?.detail) || str(signature?.title);
   const who = target ? [target.service, target.instance].filter(Boolean).join('/') : str(fault?.check);
-  const title = headline(ev.type, kind, who, str(signature?.title), str(actionObj?.action));
+  const title = headline(ev.type, kind, who, str(signature?.title), str(actionObj?.action), str(obj(data.supervisor)?.name));
   const severity = (['critical', 'error', 'warning', 'info'] as const).find((s) => s === data.severity) ?? (ev.type === 'fault.escalated' ? 'critical' : resolved ? 'info' : ev.type.startsWith('signature.') ? 'warning' : 'error');
   const incident = str(fault?.id) || (signature ? `signature:${str(signature.fingerprint)}` : ev.id);
-  const alertname = ev.type === 'supervisor.action' ? 'SupervisorAction' : ev.type.startsWith('signature.') ? pascal(ev.type) : pascal(kind || 'fault');
+  // Events about faultline's own doings or a signature get their own name (SupervisorAction, SignatureNew, ...).
+  const alertname = /^(supervisor|signature)\./.test(ev.type) ? pascal(ev.type) : pascal(kind || 'fault');
   const labels = compact({
     alertname,
     kind,
@@ -162,7 +163,7 @@ export function templateContext(ev: WebhookEvent, routingKey = ''): TemplateCont
   };
 }
 
-function headline(type: string, kind: string, who: string, sigTitle: string, action: string): string {
+function headline(type: string, kind: string, who: string, sigTitle: string, action: string, supervisor: string): string {
   const on = who ? ` on ${who}` : '';
   switch (type) {
     case 'fault.opened':
@@ -175,6 +176,8 @@ function headline(type: string, kind: string, who: string, sigTitle: string, act
       return `new signature: ${sigTitle || kind}`;
     case 'signature.regressed':
       return `regressed: ${sigTitle || kind}`;
+    case 'supervisor.escalated':
+      return `${supervisor || 'supervisor'} escalated: ${kind || 'fault'}${on}`;
     default:
       return `supervisor action: ${action || 'action'}${on}`;
   }

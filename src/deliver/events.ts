@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** What a webhook tells its receiver about; the `type` field of every payload. */
-export const EVENT_TYPES = ['fault.opened', 'fault.resolved', 'fault.escalated', 'signature.new', 'signature.regressed', 'supervisor.action'] as const;
+export const EVENT_TYPES = ['fault.opened', 'fault.resolved', 'fault.escalated', 'signature.new', 'signature.regressed', 'supervisor.action', 'supervisor.escalated'] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /**

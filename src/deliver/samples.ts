@@ -35,6 +35,13 @@ export function sampleEvents(endpoint = 'sample'): WebhookEvent[] {
     'signature.new': { signature, fault, links },
     'signature.regressed': { signature: { ...signature, state: 'regressed' }, fault, links },
     'supervisor.action': { action: { id: 'act-1', action: 'restart', supervisor: 'web', strategy: 'one_for_one', children: [{ name: 'checkout' }], detail: 'restart checkout-1' }, fault, supervisor: { name: 'web', strategy: 'one_for_one' }, links },
+    'supervisor.escalated': {
+      fault,
+      supervisor: { name: 'web', strategy: 'one_for_one', escalated_to: 'root' },
+      escalation: { from: 'web', to: 'root', reason: 'web spent its restart budget (3 in 600 s)' },
+      explanation: 'web spent its restart budget (3 in 600 s)',
+      links,
+    },
   };
   return EVENT_TYPES.map((type) => ({ id: `msg_sample_${type}`, type, endpoint, occurredAt: at, data: data[type] }));
 }

@@ -123,24 +123,39 @@ export class Escalator {
     this.actions.set(id, action);
     this.save(action);
     this.log.info('supervisor action', { supervisor: s.name, action: s.action, strategy: s.strategy, fault: f.id, children: action.children.map((c) => c.name).join(','), budget_left: action.budgetLeft, delay_ms: delay });
-    const send = () => {
-      action.state = 'sent';
-      this.save(action);
-      if (!s.endpoint) return;
-      void this.sink
-        .enqueue([{ id: action.id, type: 'supervisor.action', endpoint: s.endpoint, occurredAt: this.now(), data: { action: actionView(action), fault: f, supervisor: { name: s.name, strategy: s.strategy } } }])
-        .catch((err) => this.log.error('cannot queue a supervisor action', { action: action.id, error: err }));
-    };
-    if (delay > 0) setTimeout(send, delay).unref();
-    else send();
+    if (delay > 0) setTimeout(() => this.sendAction(action, f, s), delay).unref();
+    else this.sendAction(action, f, s);
+  }
+
+  /** The action goes out to its supervisor's endpoint (its id is the webhook-id: a repeat is the same event). */
+  private sendAction(action: Action, f: Fault, s: Supervisor): void {
+    if (action.state !== 'pending') return;
+    action.state = 'sent';
+    this.save(action);
+    if (!s.endpoint) return;
+    void this.sink
+      .enqueue([{ id: action.id, type: 'supervisor.action', endpoint: s.endpoint, occurredAt: this.now(), data: { action: actionView(action), fault: f, supervisor: { name: s.name, strategy: s.strategy } } }])
+      .catch((err) => this.log.error('cannot queue a supervisor action', { action: action.id, error: err }));
   }
 
   /** The fault goes one level up: the parent acts on the failed supervisor's subtree; above the root, people. */
   private escalate(f: Fault, from: Supervisor, above: Supervisor[], why: string): void {
-    this.log.warn('fault escalated', { fault: f.id, from: from.name, to: above.length ? above[above.length - 1].name : 'people', why });
+    const to = above.length ? above[above.length - 1].name : 'people';
+    this.log.warn('fault escalated', { fault: f.id, from: from.name, to, why });
+    this.tellEscalated(f, from, to, why);
     if (above.length === 0) return this.notify(f, true, why);
     const parent = above[above.length - 1];
     this.act(f, parent, from, above.slice(0, -1));
+  }
+
+  /** `supervisor.escalated` to the endpoint of the supervisor that gave up: it is no longer in charge of the fault. */
+  private tellEscalated(f: Fault, from: Supervisor, to: string, why: string): void {
+    if (!from.endpoint) return;
+    const id = `esc_${createHash('sha256').update(`${f.id}\u0000${from.name}\u0000${f.occurrences}`).digest('hex').slice(0, 20)}`;
+    const data = { fault: f, supervisor: { name: from.name, strategy: from.strategy, escalated_to: to }, escalation: { from: from.name, to, reason: why }, explanation: why, budget_left: this.budgetLeft(from.name) };
+    void this.sink
+      .enqueue([{ id, type: 'supervisor.escalated', endpoint: from.endpoint, occurredAt: this.now(), data }])
+      .catch((err) => this.log.error('cannot queue supervisor.escalated', { fault: f.id, error: err }));
   }
 
   /** The result an action's receiver reported, or the deadline's verdict. */
@@ -230,18 +245,84 @@ export class Escalator {
   }
 
   private save(a: Action): void {
-    const row = { id: a.id, fault_id: a.faultId, supervisor: a.supervisor, action: a.action, strategy: a.strategy, children: JSON.stringify(a.children), budget_left: a.budgetLeft, state: a.state, detail: a.detail, created_at: a.createdAt, updated_at: Date.now() };
+    const row = { id: a.id, fault_id: a.faultId, supervisor: a.supervisor, action: a.action, strategy: a.strategy, children: JSON.stringify(a.children), budget_left: a.budgetLeft, state: a.state, detail: a.detail, created_at: a.createdAt, updated_at: this.now() };
     void this.store.insertJsonLines('actions', `${JSON.stringify(row)}\n`, `action:${a.id}:${a.state}`).catch((err) => this.log.error('cannot record an action', { action: a.id, error: err }));
   }
 
-  /** Rebuilds budgets from the actions of the last periods (so a restart does not refill them). */
-  async restore(): Promise<void> {
-    const rows = await this.store.query<{ supervisor: string; at: string }>(
-      `SELECT supervisor, toUnixTimestamp64Milli(min(created_at)) AS at FROM ${this.store.database}.actions
-       WHERE created_at > now64(3) - INTERVAL 1 DAY GROUP BY id, supervisor`,
+  /**
+   * Rebuilds what a restart (or `kill -9`) took: budgets from the actions of the last day (a restart does
+   * not refill them), the open faults, and the actions of the last day. An action still pending (its
+   * backoff had not elapsed) is sent now; one sent gets its deadline again, counted from when it was sent;
+   * one whose fault was resolved meanwhile succeeded.
+   */
+  async restore(open: Iterable<Fault> = []): Promise<void> {
+    for (const f of open) this.track(f);
+    const rows = await this.store.query<ActionRow>(
+      // States only move forward (pending < sent < succeeded/failed): the state breaks a tie of times.
+      `SELECT id, any(fault_id) AS fault_id, supervisor, any(action) AS action, any(strategy) AS strategy, argMax(children, (updated_at, state)) AS children,
+              argMax(budget_left, (updated_at, state)) AS budget_left, argMax(toString(state), (updated_at, state)) AS last_state,
+              argMax(detail, (updated_at, state)) AS detail,
+              toUnixTimestamp64Milli(min(created_at)) AS created_ms, toUnixTimestamp64Milli(minIf(updated_at, state = 'sent')) AS sent_ms
+       FROM ${this.store.database}.actions
+       WHERE created_at > fromUnixTimestamp64Milli({since:Int64}) GROUP BY id, supervisor ORDER BY created_ms`,
+      { since: this.now() - 86_400_000 },
     );
-    for (const r of rows) this.budgets.get(r.supervisor)?.record(Number(r.at));
+    const now = this.now();
+    let rearmed = 0;
+    for (const r of rows) {
+      this.budgets.get(r.supervisor)?.record(Number(r.created_ms));
+      const placed = this.tree.supervisors.get(r.supervisor);
+      const a = restoredAction(r, placed?.node.deadline ?? 0);
+      this.actions.set(a.id, a);
+      if (a.state !== 'pending' && a.state !== 'sent') continue;
+      const f = this.open.get(a.faultId);
+      if (!f || !placed) {
+        this.settle(a, 'succeeded', f ? `supervisor ${a.supervisor} is no longer configured` : 'the target was healthy again while faultline was down');
+        continue;
+      }
+      rearmed++;
+      if (a.state === 'pending') {
+        a.deadline = now + placed.node.deadline;
+        this.sendAction(a, f, placed.node);
+      }
+    }
+    if (rearmed > 0) this.log.info('supervisor actions resumed', { actions: rearmed });
   }
+}
+
+interface ActionRow {
+  id: string;
+  fault_id: string;
+  supervisor: string;
+  action: string;
+  strategy: string;
+  children: string;
+  budget_left: number;
+  last_state: string;
+  detail: string;
+  created_ms: string;
+  /** When it was sent (0: never): its deadline counts from then. */
+  sent_ms: string;
+}
+
+function restoredAction(r: ActionRow, deadlineMs: number): Action {
+  const createdAt = Number(r.created_ms);
+  const sentAt = Number(r.sent_ms);
+  return {
+    id: r.id,
+    faultId: r.fault_id,
+    supervisor: r.supervisor,
+    action: r.action,
+    strategy: r.strategy,
+    children: JSON.parse(r.children) as Action['children'],
+    budgetLeft: Number(r.budget_left),
+    // The backoff it waited ended when it was sent.
+    delayMs: sentAt > 0 ? Math.max(0, sentAt - createdAt) : 0,
+    state: r.last_state as Action['state'],
+    createdAt,
+    deadline: (sentAt > 0 ? sentAt : createdAt) + deadlineMs,
+    detail: r.detail,
+  };
 }
 
 /** Whether a recurring maintenance window is open at `now` (it opened at its last cron time, for `duration`). */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { WebhookEvent } from '../../src/deliver/index.js';
+import { EVENT_TYPES, type WebhookEvent } from '../../src/deliver/index.js';
 import { builtinTemplates } from '../../src/deliver/templates.js';
 import type { Fault } from '../../src/faults/index.js';
 import { packageRoot } from '../../src/paths.js';
@@ -117,10 +117,11 @@ describe('payload templates', () => {
   });
 
   it('generic: the documented schema for every event type', () => {
-    const types: WebhookEvent['type'][] = ['fault.opened', 'fault.resolved', 'fault.escalated', 'signature.new', 'signature.regressed', 'supervisor.action'];
-    for (const type of types) {
+    assert.deepEqual([...EVENT_TYPES], ['fault.opened', 'fault.resolved', 'fault.escalated', 'signature.new', 'signature.regressed', 'supervisor.action', 'supervisor.escalated']);
+    for (const type of EVENT_TYPES) {
       const data: Record<string, unknown> = { fault, links, signature: { fingerprint: '0123456789abcdef', kind: 'hang', title: 'hang in peer', firstSeen: t0 } };
       if (type === 'supervisor.action') data.action = { action: 'restart', detail: 'restart peer-1' };
+      if (type === 'supervisor.escalated') Object.assign(data, { supervisor: { name: 'edge', strategy: 'one_for_one', escalated_to: 'root' }, explanation: 'edge spent its restart budget (3 in 600 s)' });
       const b = render('generic', event(type, data));
       assert.deepEqual(Object.keys(b).sort(), ['action', 'endpoint', 'explanation', 'fault', 'id', 'links', 'occurred_at', 'schema', 'severity', 'signature', 'status', 'supervisor', 'target', 'title', 'type'].sort());
       assert.equal(b.schema, 'faultline.webhook/v1');
@@ -131,6 +132,11 @@ describe('payload templates', () => {
       assert.deepEqual(b.target, { service: 'peer-target', instance: 'peer-1', host: 'web-3', version: '2.0.1' });
       assert.equal(b.signature.first_seen, '2026-11-27T09:51:34.089Z');
       assert.equal(b.status, type === 'fault.resolved' ? 'resolved' : 'firing');
+      if (type === 'supervisor.escalated') {
+        assert.equal(b.title, 'edge escalated: hang on peer-target/peer-1');
+        assert.equal(b.explanation, 'edge spent its restart budget (3 in 600 s)');
+        assert.deepEqual(b.supervisor, { name: 'edge', strategy: 'one_for_one', escalated_to: 'root' });
+      }
     }
   });
 });

@@ -114,15 +114,24 @@ describe('escalation engine', () => {
     assert.deepEqual([a1.supervisor, a1.strategy, a1.children.map((c) => c.name), a1.budget_left], ['app', 'rest_for_one', ['api', 'worker'], 0]);
 
     escalator.opened(fault({ service: 'api', instance: 'api-1' }));
-    const [second] = take('supervisor.action');
+    const events = take();
+    const second = events.find((e) => e.type === 'supervisor.action')!;
     assert.equal(second.endpoint, 'ops', 'the budget of app is spent: root acts');
     const a2 = second.data.action as { supervisor: string; children: { name: string }[] };
     assert.equal(a2.supervisor, 'root');
     assert.deepEqual(a2.children.map((c) => c.name), ['db', 'api', 'worker'], 'root restarts the whole app subtree');
+    const gaveUp = events.filter((e) => e.type === 'supervisor.escalated');
+    assert.deepEqual(gaveUp.map((e) => [e.endpoint, e.data.escalation]), [['agent', { from: 'app', to: 'root', reason: 'app spent its restart budget (1 in 600 s)' }]], 'app tells its own agent it gave up');
 
     const third = fault({ service: 'api', instance: 'api-1' });
     escalator.opened(third);
-    assert.deepEqual(take('supervisor.action'), [], 'root spent too: no action');
+    const rootGaveUp = take();
+    assert.deepEqual(rootGaveUp.filter((e) => e.type === 'supervisor.action'), [], 'root spent too: no action');
+    assert.deepEqual(
+      rootGaveUp.filter((e) => e.type === 'supervisor.escalated').map((e) => [e.endpoint, (e.data.escalation as { to: string }).to]),
+      [['agent', 'root'], ['ops', 'people']],
+      'app gives up again, then root: each tells its own endpoint',
+    );
     await tick(100);
     const pages = take().filter((e) => e.endpoint === 'pager');
     assert.equal(pages.length, 1, 'to people: the pager route');
@@ -232,6 +241,50 @@ describe('escalation engine', () => {
     const [up] = take('supervisor.action');
     assert.equal(up.endpoint, 'ops', 'the failed restart escalated to the parent');
     assert.equal([...e2.actions.values()].find((a) => a.supervisor === 'sup')!.state, 'failed');
+  });
+
+  it('after a restart: a sent action keeps its deadline, a pending one is sent, budgets stay spent', async () => {
+    take();
+    const tree = EscalationSchema.parse({
+      supervision: {
+        name: 'top',
+        endpoint: 'ops',
+        intensity: 5,
+        children: [
+          { name: 'fast', endpoint: 'agent', intensity: 3, deadline: '30s', children: [{ name: 'r', match: { service: 'restarted' } }] },
+          { name: 'patient', endpoint: 'agent', intensity: 3, deadline: '30s', backoff: { initial: '10m' }, children: [{ name: 'w', match: { service: 'waiting' } }] },
+        ],
+      },
+    });
+    const sink: EventSink = { enqueue: async (events) => void sent.push(...events) };
+    const before = new Escalator(tree, sink, silences, store, createLogger('error'), () => now);
+    const restarted = fault({ service: 'restarted', instance: 'r-1' });
+    const waiting = fault({ service: 'waiting', instance: 'w-1' });
+    before.opened(restarted);
+    before.opened(waiting);
+    const [sentBefore] = take('supervisor.action');
+    assert.equal((sentBefore.data.action as { supervisor: string }).supervisor, 'fast', 'the patient one waits for its backoff');
+    const stored = () => store.query<{ n: string }>(`SELECT count() AS n FROM ${store.database}.actions WHERE supervisor IN ('fast', 'patient')`);
+    while (Number((await stored())[0].n) < 3) await new Promise((r) => setTimeout(r, 50));
+
+    // kill -9 here: a new engine, 10 s later, knows only what the store kept.
+    now += 10_000;
+    const after = new Escalator(tree, sink, silences, store, createLogger('error'), () => now);
+    await after.restore([restarted, waiting]);
+    const resent = take('supervisor.action');
+    assert.deepEqual(resent.map((e) => [(e.data.action as { supervisor: string }).supervisor, e.endpoint]), [['patient', 'agent']], 'the pending action is sent at once');
+    assert.equal(after.budgetLeft('fast'), 2, 'the budget spent before the restart stays spent');
+    assert.equal(after.actions.get(sentBefore.id)?.state, 'sent');
+
+    now += 15_000; // 25 s after the first action was sent: not yet past its 30 s deadline
+    after.tick();
+    assert.deepEqual(take('supervisor.action'), []);
+    now += 10_000;
+    after.tick();
+    const up = take('supervisor.action');
+    assert.deepEqual(up.map((e) => [(e.data.action as { supervisor: string }).supervisor, e.endpoint]), [['top', 'ops']], 'the restart that did not help escalates to the parent');
+    assert.equal(after.actions.get(sentBefore.id)?.state, 'failed');
+    assert.equal([...after.actions.values()].find((a) => a.supervisor === 'patient')?.state, 'sent', 'its deadline counts from when it was sent after the restart');
   });
 });
 
