@@ -9,6 +9,8 @@ const HELP = `faultline ${VERSION} — identifies faults in running systems and 
 Usage:
   faultline [serve] [--config FILE]     run the service (the default command)
   faultline migrate [--config FILE]     create or upgrade the store's tables, then exit
+  faultline migrate --cluster NAME      the same on a ClickHouse cluster: replicated tables ON CLUSTER NAME
+                                        with Distributed tables over them (see deploy/clickhouse/)
   faultline run [options] -- CMD ARGS…  run a command and report it (any language); see faultline run --help
   faultline --help | --version
 
@@ -42,6 +44,7 @@ async function main(argv: string[]): Promise<void> {
       allowPositionals: true,
       options: {
         config: { type: 'string', short: 'c' },
+        cluster: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -55,6 +58,7 @@ async function main(argv: string[]): Promise<void> {
   const command = positionals[0] ?? 'serve';
   if (positionals.length > 1 || !['serve', 'migrate'].includes(command))
     fail(`unknown command "${positionals.join(' ')}"\nRun "faultline --help" for usage.`);
+  if (values.cluster !== undefined && command !== 'migrate') fail('--cluster applies to "faultline migrate" only');
 
   let config: Config;
   try {
@@ -64,19 +68,24 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.log_level);
-  if (command === 'migrate') return runMigrate(config, log);
+  if (command === 'migrate') return runMigrate(config, log, values.cluster);
   return runServe(config, log);
 }
 
-async function runMigrate(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
+async function runMigrate(config: Config, log: ReturnType<typeof createLogger>, cluster?: string): Promise<void> {
   // Loaded only for the commands that need them: `faultline run` starts its child without the server's weight.
-  const { migrate, openStore } = await import('./store/index.js');
+  const { migrate, openStore, clusterNameProblem } = await import('./store/index.js');
+  const problem = cluster === undefined ? undefined : clusterNameProblem(cluster);
+  if (problem) fail(`--cluster: ${problem}`);
+  if (cluster !== undefined && !config.store.clickhouse_url)
+    fail('--cluster needs a ClickHouse server: set FAULTLINE_CLICKHOUSE_URL (or store.clickhouse_url) to a node of the cluster');
   const store = await openStore(config);
   try {
-    const report = await migrate(store, config.store.retention_days);
+    const report = await migrate(store, config.store.retention_days, { cluster });
     log.info('store is up to date', {
       kind: store.kind,
       location: store.location,
+      cluster: cluster ?? 'none',
       applied: report.applied.join(',') || 'none',
       already_applied: report.alreadyApplied,
       retention_changed: report.retentionChanged.join(',') || 'none',
