@@ -85,7 +85,7 @@ async function runMigrate(config: Config, log: ReturnType<typeof createLogger>, 
     log.info('store is up to date', {
       kind: store.kind,
       location: store.location,
-      cluster: cluster ?? 'none',
+      ...(cluster ? { cluster } : {}),
       applied: report.applied.join(',') || 'none',
       already_applied: report.alreadyApplied,
       retention_changed: report.retentionChanged.join(',') || 'none',
