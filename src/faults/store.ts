@@ -199,20 +199,22 @@ export class FaultReader {
       where.push(sql);
       params[name] = value;
     };
-    add('started_at >= fromUnixTimestamp64Milli({from:Int64})', 'from', filter.from);
-    add('started_at < fromUnixTimestamp64Milli({to:Int64})', 'to', filter.to);
-    add('kind = {kind:String}', 'kind', filter.kind);
-    add('service = {service:String}', 'service', filter.service);
-    add('instance = {instance:String}', 'instance', filter.instance);
-    add('signature = {signature:String}', 'signature', filter.signature);
-    add('state = {state:String}', 'state', filter.state);
+    // Filters name the table's columns (f.): FAULT_COLUMNS turns the times into epoch ms under the same names,
+    // and a bare name would compare those numbers with the DateTime64 bounds.
+    add('f.started_at >= fromUnixTimestamp64Milli({from:Int64})', 'from', filter.from);
+    add('f.started_at < fromUnixTimestamp64Milli({to:Int64})', 'to', filter.to);
+    add('f.kind = {kind:String}', 'kind', filter.kind);
+    add('f.service = {service:String}', 'service', filter.service);
+    add('f.instance = {instance:String}', 'instance', filter.instance);
+    add('f.signature = {signature:String}', 'signature', filter.signature);
+    add('f.state = {state:String}', 'state', filter.state);
     if (filter.before) {
-      where.push('(started_at, id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})');
+      where.push('(f.started_at, f.id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})');
       params.beforeTs = filter.before.startedAt;
       params.beforeId = filter.before.id;
     }
     const rows = await this.store.query<FaultDbRow>(
-      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults FINAL ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults AS f FINAL ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY started_at DESC, id DESC LIMIT {limit:UInt32}`,
       params,
     );
