@@ -12,6 +12,7 @@ Usage:
   faultline migrate --cluster NAME      the same on a ClickHouse cluster: replicated tables ON CLUSTER NAME
                                         with Distributed tables over them (see deploy/clickhouse/)
   faultline run [options] -- CMD ARGS…  run a command and report it (any language); see faultline run --help
+  faultline agent [--config agent.yaml] carry out supervisor actions on this host; see faultline agent --help
   faultline --help | --version
 
 Options:
@@ -36,6 +37,10 @@ async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'run') {
     const run = await import('../collectors/run/index.js');
     return process.exit(await run.main(argv.slice(1)));
+  }
+  if (argv[0] === 'agent') {
+    const agent = await import('../collectors/agent/index.js');
+    return process.exit(await agent.main(argv.slice(1)));
   }
   let parsed;
   try {
