@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { groupMembers } from '../../collectors/agent/programs.js';
 import { sign } from '../../src/deliver/signing.js';
 import { CLI, eventually, freePort, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { APP } from '../support/supervise.js';
@@ -158,6 +159,10 @@ describe('faultline agent', () => {
         '    instance: worker-1',
         `    command: [node, ${APP}]`,
         `    env: ${env}`,
+        // Ignores SIGTERM (as a hung event loop does): a stop must end in SIGKILL.
+        '  - name: stubborn',
+        '    service: stubborn',
+        `    command: [sh, -c, 'trap "" TERM; while :; do sleep 1; done']`,
         'units:',
         '  - { name: fake-db.service, service: fake-db }',
         '  - { name: broken.service, service: broken }',
@@ -292,6 +297,20 @@ describe('faultline agent', () => {
     assert.equal(shop.starts, 2);
   });
 
+  it('restarts a program that ignores SIGTERM: killed after stop_timeout, the wrapper left to report it', async () => {
+    const before = await managed('stubborn');
+    const id = 'act_restart_stubborn';
+    const body = actionBody(id, 'restart', [{ name: 's', match: { service: 'stubborn' } }]);
+    assert.equal((await post(body, { id })).status, 202);
+    const o = await outcome(body, id);
+    assert.equal(o.state, 'succeeded', o.message);
+    assert.match(o.message ?? '', /restarted/);
+    assert.match(agentLog, /program did not stop in time: killing it program=stubborn after="3 s"/);
+    const after = await managed('stubborn');
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(after.state, 'running');
+  });
+
   it('end to end: a restart that fails is reported failed, and faultline escalates', async () => {
     type Action = { id: string; fault_id: string; supervisor: string; state: string; detail: string };
     const api = async <T>(path: string) => (await (await fetch(`${fl.http}${path}`)).json()) as T;
@@ -304,5 +323,26 @@ describe('faultline agent', () => {
     });
     assert.match(failed.detail, /program flaky \(flaky\/flaky-1\): FAILED: exited with code 3 within .*config file \/etc\/flaky\.conf missing/);
     await eventually(async () => fl.logs().includes(`fault escalated fault=${failed.fault_id}`), 10_000, 'the escalation');
+  });
+
+  it('SIGTERM stops every program (wrappers and commands) and exits 0, leaving no process behind', async () => {
+    const res = await fetch(`${agentUrl}/healthz`);
+    const pids = ((await res.json()) as { managed: Managed[] }).managed.flatMap((m) => (m.pid ? [m.pid] : []));
+    assert.ok(pids.length >= 3, 'programs running');
+    const groups = pids.flatMap((pid) => groupMembers(pid));
+    assert.ok(groups.length > pids.length, 'the commands under their wrappers');
+    const exited = new Promise<number | null>((r) => agent.once('exit', (code) => r(code)));
+    agent.kill('SIGTERM');
+    assert.equal(await exited, 0, agentLog.slice(-2000));
+    const alive = groups.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+      } catch {
+        return false;
+      }
+    });
+    assert.deepEqual(alive, [], 'no program left running');
+    assert.match(agentLog, /agent stopped/);
   });
 });
