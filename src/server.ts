@@ -1,11 +1,7 @@
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
-import { createApp } from './api/app.js';
-import { apiRoutes } from './api/routes.js';
-import { faultRoutes } from './api/faults.js';
-import { timelineRoutes } from './api/timeline.js';
-import { checkRoutes } from './api/checks.js';
+import { Auth, OpenApiRegistry, apiRoutes, checkRoutes, createApp, faultRoutes, targetRoutes, timelineRoutes, type RouteTable } from './api/index.js';
 import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
@@ -54,11 +50,21 @@ export class FaultlineServer {
   private webhooks?: Deliverer;
   private stopped?: Promise<void>;
   readonly registry = new Registry();
+  /** API tokens; the dashboard checks its pages' scope with the same instance. */
+  readonly auth: Auth;
+  /** Every route of the API and ingest listeners, for the OpenAPI document. */
+  readonly openapi = new OpenApiRegistry();
+  /** The API listener's fastify app, once started (the dashboard adds its pages to it). */
+  api?: FastifyInstance;
+  /** The OTLP/HTTP listener's app, once started. */
+  otlp?: FastifyInstance;
 
   constructor(
     readonly config: Config,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.auth = new Auth(config.auth);
+  }
 
   async start(): Promise<Ports> {
     const { config, log } = this;
@@ -125,23 +131,30 @@ export class FaultlineServer {
       log,
       metrics,
     };
-    const api = createApp(appOpts);
-    apiRoutes(api, { store, writer, registry: this.registry, version: VERSION });
-    faultRoutes(api, { store, rules });
-    timelineRoutes(api, { store, rules });
+    const api = (this.api = createApp(appOpts));
+    const table: RouteTable = { app: api, registry: this.openapi, auth: this.auth, listener: 'http' };
+    let otlpHttpUrl: string | undefined;
+    apiRoutes(table, { store, writer, registry: this.registry, version: VERSION, otlpHttpUrl: () => otlpHttpUrl });
+    targetRoutes(table, { store, detector: () => this.detector });
+    faultRoutes(table, { store, rules });
+    timelineRoutes(table, { store, rules });
     const silences = new Silences(store);
-    escalationRoutes(api, { escalator: () => this.escalator, silences });
-    void api.register(deliveryRoutes, { deliverer: () => webhooks });
-    pingRoutes(api, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
-    checkRoutes(api, { store, registry: checks, monitor: checkMonitor });
-    const otlp = createApp(appOpts);
-    otlpHttpRoutes(otlp, pipeline);
+    escalationRoutes(table, { escalator: () => this.escalator, silences });
+    deliveryRoutes(table, { deliverer: () => webhooks });
+    pingRoutes(table, pipeline, checks, { autoCreate: config.ping.auto_create, maxLogBytes: config.ping.max_log_bytes });
+    checkRoutes(table, { store, registry: checks, monitor: checkMonitor });
+    const otlp = (this.otlp = createApp(appOpts));
+    otlpHttpRoutes({ app: otlp, registry: this.openapi, auth: this.auth, listener: 'otlp_http' }, pipeline);
     this.apps = [api, otlp];
 
     const host = config.server.host;
+    if (!this.auth.enabled)
+      log.warn('no API tokens configured (auth.tokens): listening on loopback only, and every local user may read and change everything', { host });
+    else log.info('API tokens required', { tokens: config.auth.tokens.map((t) => `${t.name}(${t.scopes.join('+')})`).join(',') });
     const http = await listen(api, host, config.server.http_port);
     const otlpHttp = await listen(otlp, host, config.server.otlp_http_port);
-    this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log);
+    otlpHttpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${otlpHttp}`;
+    this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
     this.preparing = this.prepareStore(store, checks).then(

@@ -30,6 +30,11 @@ export function createApp(opts: AppOptions): FastifyInstance {
     // Trace ids and slugs are case-sensitive; keep URLs as sent.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
+  const routes: { method: string; url: string }[] = [];
+  registeredRoutes.set(app, routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method: String(method), url: r.url });
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (req, body, done) => {
     inflate(req, body as Buffer, opts.maxDecompressedBytes).then(
@@ -42,6 +47,13 @@ export function createApp(opts: AppOptions): FastifyInstance {
     sendError(req, reply, new FaultlineError('not_found', 404, `no route for ${req.method} ${req.url.split('?')[0]}`), opts),
   );
   return app;
+}
+
+const registeredRoutes = new WeakMap<FastifyInstance, { method: string; url: string }[]>();
+
+/** Every route added to an app made by `createApp` (whether or not through the route layer). */
+export function routesOf(app: FastifyInstance): readonly { method: string; url: string }[] {
+  return registeredRoutes.get(app) ?? [];
 }
 
 async function inflate(req: FastifyRequest, body: Buffer, max: number): Promise<Buffer> {
@@ -83,6 +95,7 @@ function sendError(req: FastifyRequest, reply: FastifyReply, err: FaultlineError
   if (err.status >= 400 && err.status < 500 && err.status !== 429 && err.status !== 404)
     opts.metrics.badRequests.inc({ endpoint: routeLabel(req), code: err.code });
   if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
+  if (err.status === 401) void reply.header('www-authenticate', 'Bearer realm="faultline"');
   const body: ErrorBody = { error: { code: err.code, message: err.message } };
   return reply.code(err.status).type('application/json').send(body);
 }

@@ -1,15 +1,16 @@
-import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { FaultlineError, badRequest, notFound } from '../errors.js';
 import { describeSchedule, type CheckMonitor, type CheckView } from '../detect/checks.js';
 import { savePause } from '../detect/check-store.js';
 import type { CheckRegistry } from '../ingest/ping/checks.js';
 import type { Store } from '../store/index.js';
-import { jsonBody, parse } from './faults.js';
+import { defineRoute, type RouteTable } from './route.js';
 
 const SLUG = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 
 const PauseBody = z.object({ author: z.string().max(200).default('') }).strict();
+/** Slugs are checked by the handler (code bad_slug, a message that says what a slug may hold). */
+const SlugParams = z.object({ slug: z.string().max(200) }).strict();
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -41,7 +42,7 @@ function checkView(slug: string, name: string, source: string, v: CheckView) {
  * Checks: their schedule and state (up, late, down, running, paused), and pausing — a paused check never
  * raises a fault. Pause state is kept in the store, so it survives restarts.
  */
-export function checkRoutes(app: FastifyInstance, deps: { store: Store; registry: CheckRegistry; monitor: CheckMonitor }): void {
+export function checkRoutes(table: RouteTable, deps: { store: Store; registry: CheckRegistry; monitor: CheckMonitor }): void {
   const known = (slug: string) => {
     if (!SLUG.test(slug)) throw badRequest('bad_slug', `"${slug}" is not a valid check slug (lower-case letters, digits, "-", "_", ".")`);
     const info = deps.registry.list().find((c) => c.slug === slug);
@@ -52,20 +53,22 @@ export function checkRoutes(app: FastifyInstance, deps: { store: Store; registry
     const info = known(slug);
     return checkView(info.slug, info.name, info.source, deps.monitor.view(slug));
   };
+  const tags = ['checks'];
 
-  app.get('/api/v1/checks', async () => ({
+  defineRoute(table, { method: 'GET', url: '/api/v1/checks', summary: 'Every check with its schedule and state', tags, scope: 'read' }, async () => ({
     checks: deps.registry
       .list()
       .sort((a, b) => a.slug.localeCompare(b.slug))
       .map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
   }));
 
-  app.get<{ Params: { slug: string } }>('/api/v1/checks/:slug', async (req) => show(req.params.slug));
+  defineRoute(table, { method: 'GET', url: '/api/v1/checks/:slug', summary: 'One check: schedule, state, last ping, next expected run', tags, scope: 'read', params: SlugParams }, async ({ params }) =>
+    show(params.slug),
+  );
 
-  const setPaused = (paused: boolean) => async (req: { params: { slug: string }; body: unknown }) => {
-    const { slug } = req.params;
+  const setPaused = (paused: boolean) => async ({ params, body }: { params: { slug: string }; body: z.infer<typeof PauseBody> }) => {
+    const { slug } = params;
     known(slug);
-    const body = parse(PauseBody, jsonBody(req.body), 'body');
     const view = deps.monitor.view(slug);
     if (!paused && view.paused?.by === 'config')
       throw new FaultlineError('paused_by_config', 409, `check "${slug}" is paused in the config (checks[].paused: true); resume it there`);
@@ -80,6 +83,14 @@ export function checkRoutes(app: FastifyInstance, deps: { store: Store; registry
     else deps.monitor.resume(slug, at);
     return show(slug);
   };
-  app.post<{ Params: { slug: string } }>('/api/v1/checks/:slug/pause', setPaused(true));
-  app.post<{ Params: { slug: string } }>('/api/v1/checks/:slug/resume', setPaused(false));
+  defineRoute(
+    table,
+    { method: 'POST', url: '/api/v1/checks/:slug/pause', summary: 'Pause a check: it raises no fault until resumed', tags, scope: 'admin', params: SlugParams, body: PauseBody },
+    setPaused(true),
+  );
+  defineRoute(
+    table,
+    { method: 'POST', url: '/api/v1/checks/:slug/resume', summary: 'Resume a paused check (judged from now on)', tags, scope: 'admin', params: SlugParams, body: PauseBody },
+    setPaused(false),
+  );
 }

@@ -1,10 +1,17 @@
-import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { FaultlineError, badRequest, notFound } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
 import { FaultReader, type Fault } from '../faults/index.js';
 import { SignatureReader } from '../faults/signatures.js';
 import { FAULT_KINDS, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
+import { faultEvidence } from './evidence.js';
+import { defineRoute, parse, jsonBody, type RouteTable } from './route.js';
+
+// Kept here too: route modules written before the route layer import them from this file.
+export { parse, jsonBody };
+
+export const FaultIdParams = z.object({ id: z.string().regex(/^[0-9a-f]{20}$/, 'a fault id is 20 hex digits') }).strict();
+const FingerprintParams = z.object({ fp: z.string().regex(/^[0-9a-f]{16}$/, 'a signature fingerprint is 16 hex digits') }).strict();
 
 const time = z.union([z.iso.datetime({ offset: true }), z.string().regex(/^\d{10,13}$/, 'an ISO time or epoch milliseconds')]).transform((s) => (/^\d+$/.test(s) ? (s.length === 10 ? Number(s) * 1000 : Number(s)) : Date.parse(s)));
 
@@ -29,16 +36,6 @@ const SignatureQuery = z
 const SignatureStateBody = z
   .object({ state: z.enum(['muted', 'resolved', 'active']), author: z.string().max(200).default(''), comment: z.string().max(2000).default('') })
   .strict();
-
-/** Parses input with a zod schema; a failure is a 400 naming each bad field. */
-export function parse<T extends z.ZodType>(schema: T, input: unknown, what: string): z.infer<T> {
-  const r = schema.safeParse(input ?? {});
-  if (r.success) return r.data;
-  const detail = r.error.issues
-    .map((i) => (i.code === 'unrecognized_keys' ? `unknown parameter(s) ${i.keys.join(', ')}` : `${i.path.join('.') || what}: ${i.message}`))
-    .join('; ');
-  throw badRequest('bad_parameters', `invalid ${what}: ${detail}`);
-}
 
 export function faultView(f: Fault) {
   return {
@@ -68,77 +65,115 @@ function decodeCursor(c: string): { startedAt: number; id: string } {
 }
 
 /** Faults, signatures and rules: the read side of detection, and the live rules upgrade. */
-export function faultRoutes(app: FastifyInstance, deps: { store: Store; rules: RulesManager }): void {
+export function faultRoutes(table: RouteTable, deps: { store: Store; rules: RulesManager }): void {
   const faults = new FaultReader(deps.store);
   const signatures = new SignatureReader(deps.store);
   const db = deps.store.database;
 
-  app.get('/api/v1/faults', async (req) => {
-    const q = parse(FaultQuery, req.query, 'query');
-    const list = await faults.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
-    const page = list.slice(0, q.limit);
-    return { faults: page.map(faultView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/faults', summary: 'Faults, newest first, filtered and paged by cursor', tags: ['faults'], scope: 'read', query: FaultQuery },
+    async ({ query: q }) => {
+      const list = await faults.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+      const page = list.slice(0, q.limit);
+      return { faults: page.map(faultView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/v1/faults/:id', async (req) => {
-    if (!/^[0-9a-f]{20}$/.test(req.params.id)) throw badRequest('bad_fault_id', `"${req.params.id}" is not a fault id`);
-    const f = await faults.byId(req.params.id);
-    if (!f) throw notFound('fault_not_found', `no fault ${req.params.id}`);
-    return { ...faultView(f), evidence_records: await evidenceRecords(deps.store, f) };
-  });
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/faults/:id',
+      summary: 'One fault with its full evidence',
+      description:
+        'evidence_records resolves each evidence reference; full_evidence holds the heartbeat and memory series around the fault, its exits, exception events and their spans, logs, pings (checks), the rule and version, and the actions and deliveries it caused.',
+      tags: ['faults'],
+      scope: 'read',
+      params: FaultIdParams,
+      paramsErrorCode: 'bad_fault_id',
+    },
+    async ({ params }) => {
+      const f = await faults.byId(params.id);
+      if (!f) throw notFound('fault_not_found', `no fault ${params.id}`);
+      const [records, evidence] = await Promise.all([evidenceRecords(deps.store, f), faultEvidence(deps.store, deps.rules, f)]);
+      return { ...faultView(f), evidence_records: records, full_evidence: evidence };
+    },
+  );
 
-  app.get('/api/v1/signatures', async (req) => {
-    const q = parse(SignatureQuery, req.query, 'query');
-    return { signatures: await signatures.list(q) };
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/signatures', summary: 'Signatures with counts, first/last seen, targets, versions and state', tags: ['signatures'], scope: 'read', query: SignatureQuery },
+    async ({ query }) => ({ signatures: await signatures.list(query) }),
+  );
 
-  app.get<{ Params: { fp: string } }>('/api/v1/signatures/:fp', async (req) => {
-    if (!/^[0-9a-f]{16}$/.test(req.params.fp)) throw badRequest('bad_fingerprint', `"${req.params.fp}" is not a signature fingerprint`);
-    const [sig] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
-    if (!sig) throw notFound('signature_not_found', `no signature ${req.params.fp}`);
-    const [sample] = await deps.store.query<{ sample_message: string; sample_stack: string }>(
-      `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
-      { fp: req.params.fp },
-    );
-    const recent = await faults.list({ signature: req.params.fp, limit: 20 });
-    return { ...sig, sample, recent_faults: recent.map(faultView) };
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/signatures/:fp', summary: 'One signature: normalised cause, sample stack, recent faults', tags: ['signatures'], scope: 'read', params: FingerprintParams, paramsErrorCode: 'bad_fingerprint' },
+    async ({ params }) => {
+      const [sig] = await signatures.list({ fingerprint: params.fp, limit: 1 });
+      if (!sig) throw notFound('signature_not_found', `no signature ${params.fp}`);
+      const [sample] = await deps.store.query<{ sample_message: string; sample_stack: string }>(
+        `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
+        { fp: params.fp },
+      );
+      const recent = await faults.list({ signature: params.fp, limit: 20 });
+      return { ...sig, sample, recent_faults: recent.map(faultView) };
+    },
+  );
 
-  app.post<{ Params: { fp: string } }>('/api/v1/signatures/:fp/state', async (req) => {
-    const body = parse(SignatureStateBody, jsonBody(req.body), 'body');
-    const [sig] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
-    if (!sig) throw notFound('signature_not_found', `no signature ${req.params.fp}`);
-    await signatures.setState(req.params.fp, body.state, body.author, body.comment);
-    const [after] = await signatures.list({ fingerprint: req.params.fp, limit: 1 });
-    return after;
-  });
+  defineRoute(
+    table,
+    {
+      method: 'POST',
+      url: '/api/v1/signatures/:fp/state',
+      summary: 'Mute, resolve or re-activate a signature',
+      tags: ['signatures'],
+      scope: 'admin',
+      params: FingerprintParams,
+      paramsErrorCode: 'bad_fingerprint',
+      body: SignatureStateBody,
+    },
+    async ({ params, body }) => {
+      const [sig] = await signatures.list({ fingerprint: params.fp, limit: 1 });
+      if (!sig) throw notFound('signature_not_found', `no signature ${params.fp}`);
+      await signatures.setState(params.fp, body.state, body.author, body.comment);
+      const [after] = await signatures.list({ fingerprint: params.fp, limit: 1 });
+      return after;
+    },
+  );
 
-  app.get('/api/v1/rules', async () => {
-    const current = deps.rules.current;
-    return {
-      version: current.version,
-      sources: current.sources,
-      settings: current.settings,
-      rules: current.rules,
-      last_reload: deps.rules.last,
-      history: [...deps.rules.history].reverse(),
-    };
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/rules', summary: 'The active rules version, its rules and settings, and the reload history', tags: ['rules'], scope: 'read' },
+    async () => {
+      const current = deps.rules.current;
+      return {
+        version: current.version,
+        sources: current.sources,
+        settings: current.settings,
+        rules: current.rules,
+        last_reload: deps.rules.last,
+        history: [...deps.rules.history].reverse(),
+      };
+    },
+  );
 
-  app.post('/api/v1/rules/reload', async (_req, reply) => {
-    const result = deps.rules.reload('api');
-    return reply.code(result.ok ? 200 : 422).send(result);
-  });
-}
-
-/** Request bodies arrive raw (see createApp); JSON ones are parsed here. */
-export function jsonBody(body: unknown): unknown {
-  if (!Buffer.isBuffer(body) || body.length === 0) return {};
-  try {
-    return JSON.parse(body.toString('utf8'));
-  } catch (err) {
-    throw new FaultlineError('bad_json', 400, `the body is not JSON: ${(err as Error).message}`);
-  }
+  defineRoute(
+    table,
+    {
+      method: 'POST',
+      url: '/api/v1/rules/reload',
+      summary: 'Reload the rules file (the old rules keep running if the new file is invalid)',
+      tags: ['rules'],
+      scope: 'admin',
+      responses: { 200: { description: 'the new version' }, 422: { description: 'the errors; the old rules keep running' } },
+    },
+    async ({ reply }) => {
+      const result = deps.rules.reload('api');
+      return reply.code(result.ok ? 200 : 422).send(result);
+    },
+  );
 }
 
 /** The stored records behind a fault's evidence references. */

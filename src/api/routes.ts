@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { badRequest, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import type { Registry } from '../metrics/index.js';
 import { pendingMigrations, type Store } from '../store/index.js';
 import type { Writer } from '../writer/index.js';
+import { renderDocs } from './docs.js';
+import { defineRoute, type RouteTable } from './route.js';
 
 export interface ApiDeps {
   store: Store;
@@ -12,7 +13,7 @@ export interface ApiDeps {
   version: string;
 }
 
-const TraceId = z.string().regex(/^[0-9a-fA-F]{32}$/, 'a trace id is 32 hex digits');
+const TraceParams = z.object({ traceId: z.string().regex(/^[0-9a-fA-F]{32}$/, 'a trace id is 32 hex digits') }).strict();
 
 /** ClickHouse nanosecond ticks (as a decimal string) to an ISO-8601 UTC time with nanoseconds. */
 export function isoFromNanos(nanos: string): string {
@@ -22,67 +23,73 @@ export function isoFromNanos(nanos: string): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, `.${padded.slice(-9)}Z`);
 }
 
-/** Health, readiness, Prometheus metrics and the first read endpoints (targets, traces). */
-export function apiRoutes(app: FastifyInstance, deps: ApiDeps): void {
+/** Health, readiness, Prometheus metrics, the API's own description, and the first read endpoints (targets, traces). */
+export function apiRoutes(table: RouteTable, deps: ApiDeps & { otlpHttpUrl?: () => string | undefined }): void {
   const db = deps.store.database;
+  const tags = ['service'];
 
-  app.get('/healthz', async () => ({ status: 'ok', version: deps.version }));
+  defineRoute(table, { method: 'GET', url: '/healthz', summary: 'The process is up', tags, scope: 'open' }, async () => ({ status: 'ok', version: deps.version }));
 
-  app.get('/readyz', async (_req, reply) => {
-    const problems: string[] = [];
-    if (!(await deps.store.ping())) problems.push(`store unreachable (${deps.store.kind}: ${deps.store.location})`);
-    else {
-      const pending = await pendingMigrations(deps.store).catch(() => ['unknown']);
-      if (pending.length > 0) problems.push(`migrations not applied: ${pending.join(', ')}`);
-    }
-    if (!deps.writer.healthy) problems.push('writes to the store are failing; rows wait in the write-ahead log');
-    return reply.code(problems.length ? 503 : 200).send({ status: problems.length ? 'not_ready' : 'ready', problems });
-  });
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/readyz',
+      summary: 'Ready: the store answers, migrations are applied and writes succeed',
+      tags,
+      scope: 'open',
+      responses: { 200: { description: 'ready' }, 503: { description: 'not ready, with the problems' } },
+    },
+    async ({ reply }) => {
+      const problems: string[] = [];
+      if (!(await deps.store.ping())) problems.push(`store unreachable (${deps.store.kind}: ${deps.store.location})`);
+      else {
+        const pending = await pendingMigrations(deps.store).catch(() => ['unknown']);
+        if (pending.length > 0) problems.push(`migrations not applied: ${pending.join(', ')}`);
+      }
+      if (!deps.writer.healthy) problems.push('writes to the store are failing; rows wait in the write-ahead log');
+      return reply.code(problems.length ? 503 : 200).send({ status: problems.length ? 'not_ready' : 'ready', problems });
+    },
+  );
 
-  app.get('/metrics', async (_req, reply) => reply.type('text/plain; version=0.0.4').send(deps.registry.render()));
+  defineRoute(
+    table,
+    { method: 'GET', url: '/metrics', summary: "faultline's own metrics (Prometheus text)", tags, scope: 'read', responses: { 200: { description: 'Prometheus text format 0.0.4', contentType: 'text/plain' } } },
+    async ({ reply }) => reply.type('text/plain; version=0.0.4').send(deps.registry.render()),
+  );
 
-  app.get('/api/v1/targets', async () => {
-    const rows = await deps.store.query<Record<string, string>>(
-      `SELECT service, instance, argMaxMerge(version) AS version, argMaxMerge(host) AS host, argMaxMerge(pid) AS pid,
-              toString(toUnixTimestamp64Nano(min(first_seen))) AS first_seen,
-              toString(toUnixTimestamp64Nano(max(last_seen))) AS last_seen,
-              toString(toUnixTimestamp64Nano(max(last_heartbeat))) AS last_heartbeat
-       FROM ${db}.targets GROUP BY service, instance ORDER BY service, instance`,
-    );
-    return {
-      targets: rows.map((r) => ({
-        service: r.service,
-        instance: r.instance,
-        version: r.version,
-        host: r.host,
-        pid: Number(r.pid),
-        first_seen: isoFromNanos(r.first_seen),
-        last_seen: isoFromNanos(r.last_seen),
-        last_heartbeat: isoFromNanos(r.last_heartbeat) || null,
-      })),
-    };
-  });
+  const document = () => table.registry.document({ version: deps.version, otlpHttpUrl: deps.otlpHttpUrl?.() });
+  defineRoute(table, { method: 'GET', url: '/api/openapi.json', summary: 'This API as an OpenAPI 3.1 document', tags, scope: 'open' }, async () => document());
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/docs', summary: 'This API as a readable page', tags, scope: 'open', responses: { 200: { description: 'HTML', contentType: 'text/html' } } },
+    async ({ reply }) => reply.type('text/html; charset=utf-8').send(renderDocs(document())),
+  );
 
-  app.get<{ Params: { traceId: string } }>('/api/v1/traces/:traceId', async (req) => {
-    const parsed = TraceId.safeParse(req.params.traceId);
-    if (!parsed.success) throw badRequest('bad_trace_id', `"${req.params.traceId}" is not a trace id: ${parsed.error.issues[0].message}`);
-    const traceId = parsed.data.toLowerCase();
-    const rows = await deps.store.query<SpanRow>(
-      `SELECT trace_id, span_id, parent_span_id, trace_state, name, kind, toString(toUnixTimestamp64Nano(ts)) AS start,
-              toString(duration_ns) AS duration_ns, status_code, status_message, service, instance, version, host,
-              scope_name, scope_version, attributes, resource_attributes,
-              arrayMap(t -> toString(toUnixTimestamp64Nano(t)), events.ts) AS event_ts, events.name AS event_name,
-              events.attributes AS event_attributes, links.trace_id AS link_trace_id, links.span_id AS link_span_id,
-              links.attributes AS link_attributes
-       FROM ${db}.spans WHERE trace_id = {traceId:String} ORDER BY ts, span_id`,
-      { traceId },
-    );
-    if (rows.length === 0) throw notFound('trace_not_found', `no spans stored for trace ${traceId}`);
-    return { trace_id: traceId, spans: rows.map(spanView) };
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/traces/:traceId', summary: "A trace's spans with their events and links", tags: ['traces'], scope: 'read', params: TraceParams, paramsErrorCode: 'bad_trace_id' },
+    async ({ params }) => {
+      const traceId = params.traceId.toLowerCase();
+      const rows = await deps.store.query<SpanRow>(
+        `SELECT ${SPAN_COLUMNS} FROM ${db}.spans WHERE trace_id = {traceId:String} ORDER BY ts, span_id`,
+        { traceId },
+      );
+      if (rows.length === 0) throw notFound('trace_not_found', `no spans stored for trace ${traceId}`);
+      return { trace_id: traceId, spans: rows.map(spanView) };
+    },
+  );
 }
 
-interface SpanRow {
+/** The columns `spanView` needs, for any query over the spans table. */
+export const SPAN_COLUMNS = `trace_id, span_id, parent_span_id, trace_state, name, kind, toString(toUnixTimestamp64Nano(ts)) AS start,
+  toString(duration_ns) AS duration_ns, status_code, status_message, service, instance, version, host,
+  scope_name, scope_version, attributes, resource_attributes,
+  arrayMap(t -> toString(toUnixTimestamp64Nano(t)), events.ts) AS event_ts, events.name AS event_name,
+  events.attributes AS event_attributes, links.trace_id AS link_trace_id, links.span_id AS link_span_id,
+  links.attributes AS link_attributes`;
+
+export interface SpanRow {
   trace_id: string;
   span_id: string;
   parent_span_id: string;
@@ -109,7 +116,7 @@ interface SpanRow {
   link_attributes: Record<string, string>[];
 }
 
-function spanView(r: SpanRow) {
+export function spanView(r: SpanRow) {
   const end = (BigInt(r.start) + BigInt(r.duration_ns)).toString();
   return {
     trace_id: r.trace_id,

@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
 import Handlebars from 'handlebars';
 import { z } from 'zod';
-import { badRequest, notFound } from '../errors.js';
+import { notFound } from '../errors.js';
 import { FaultReader, type Fault } from '../faults/index.js';
 import { srcAsset } from '../paths.js';
 import { formatDuration, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
-import { faultView, parse } from './faults.js';
+import { FaultIdParams, faultView } from './faults.js';
+import { defineRoute, type RouteTable } from './route.js';
 
 const time = z.union([z.iso.datetime({ offset: true }), z.string().regex(/^\d{13}$/, 'an ISO time or epoch milliseconds')]).transform((s) => (/^\d+$/.test(s) ? Number(s) : Date.parse(s)));
 
@@ -116,24 +116,46 @@ const renderPostmortem = (ctx: object) => {
   return postmortemTemplate(ctx);
 };
 
+const PostmortemQuery = z.object({ format: z.enum(['md', 'json']).default('md') }).strict();
+
 /** GET /api/v1/timeline and GET /api/v1/faults/<id>/postmortem?format=md|json. */
-export function timelineRoutes(app: FastifyInstance, deps: { store: Store; rules: RulesManager }): void {
+export function timelineRoutes(table: RouteTable, deps: { store: Store; rules: RulesManager }): void {
   const faults = new FaultReader(deps.store);
 
-  app.get('/api/v1/timeline', async (req) => {
-    const q = parse(TimelineQuery, req.query, 'query');
-    return { from: iso(q.from), to: iso(q.to), entries: await timeline(deps.store, deps.rules, q) };
-  });
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/timeline',
+      summary: 'The post-mortem timeline: gaps, exits, faults, actions, deploys and rule reloads in time order',
+      tags: ['faults'],
+      scope: 'read',
+      query: TimelineQuery,
+    },
+    async ({ query: q }) => ({ from: iso(q.from), to: iso(q.to), entries: await timeline(deps.store, deps.rules, q) }),
+  );
 
-  app.get<{ Params: { id: string }; Querystring: { format?: string } }>('/api/v1/faults/:id/postmortem', async (req, reply) => {
-    const format = req.query.format ?? 'md';
-    if (format !== 'md' && format !== 'json') throw badRequest('bad_format', 'format is md or json');
-    const f = await faults.byId(req.params.id);
-    if (!f) throw notFound('fault_not_found', `no fault ${req.params.id}`);
-    const ctx = await postmortemContext(deps, faults, f);
-    if (format === 'json') return ctx;
-    return reply.type('text/markdown; charset=utf-8').send(renderPostmortem(ctx));
-  });
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/faults/:id/postmortem',
+      summary: 'A post-mortem draft (Markdown or JSON)',
+      tags: ['faults'],
+      scope: 'read',
+      params: FaultIdParams,
+      paramsErrorCode: 'bad_fault_id',
+      query: PostmortemQuery,
+      responses: { 200: { description: 'the draft', contentType: 'text/markdown' } },
+    },
+    async ({ params, query, reply }) => {
+      const f = await faults.byId(params.id);
+      if (!f) throw notFound('fault_not_found', `no fault ${params.id}`);
+      const ctx = await postmortemContext(deps, faults, f);
+      if (query.format === 'json') return ctx;
+      return reply.type('text/markdown; charset=utf-8').send(renderPostmortem(ctx));
+    },
+  );
 }
 
 async function postmortemContext(deps: { store: Store; rules: RulesManager }, faults: FaultReader, f: Fault) {

@@ -46,7 +46,22 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const envApplied = applyEnv(raw, env);
   const result = ConfigSchema.safeParse(envApplied.value);
   if (!result.success) throw new ConfigError(describeIssues(result.error, file, locate, envApplied.fromEnv));
+  resolveTokens(result.data, env, file, locate);
   return { config: result.data, source: file };
+}
+
+/** Reads each `token_env` secret from the environment into `token`, so the rest of faultline sees one field. */
+function resolveTokens(config: Config, env: NodeJS.ProcessEnv, file: string | undefined, locate: (path: PropertyKey[]) => number | undefined): void {
+  const problems: string[] = [];
+  config.auth.tokens.forEach((t, i) => {
+    if (t.token_env === undefined) return;
+    const value = env[t.token_env] ?? '';
+    const path = ['auth', 'tokens', i, 'token_env'];
+    const where = file ? `${file}${locate(path) ? `:${locate(path)}` : ''}` : 'defaults';
+    if (value.length < 16) problems.push(`  ${where}: ${path.join('.')}: environment variable ${t.token_env} ${value ? 'holds fewer than 16 characters' : 'is not set'} (token "${t.name}")`);
+    else t.token = value;
+  });
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
 }
 
 function readYaml(file: string) {

@@ -178,6 +178,32 @@ export const RulesConfigSchema = z
   })
   .strict();
 
+export const SCOPES = ['ingest', 'read', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+/**
+ * One API token. The secret is given inline (`token`) or, better, named by an environment variable
+ * (`token_env`) so it stays out of the file; it is never logged.
+ */
+export const TokenSchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a name: letters, digits, "-", "_", "." (shown in logs instead of the secret)'),
+    token: z.string().min(16, 'a token of at least 16 characters (e.g. `openssl rand -hex 24`)').max(512).optional(),
+    token_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name').optional(),
+    scopes: z.array(z.enum(SCOPES)).min(1, 'at least one scope: ingest, read or admin'),
+  })
+  .strict()
+  .refine((t) => (t.token === undefined) !== (t.token_env === undefined), { message: 'give either token or token_env, not both', path: ['token'] });
+export type TokenConfig = z.infer<typeof TokenSchema>;
+
+/** API tokens (README "Authentication"). With none, faultline serves on loopback only. */
+export const AuthSchema = z.object({ tokens: z.array(TokenSchema).default([]) }).strict();
+
+/** Addresses only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
 export const ConfigSchema = z
   .object({
     data_dir: z.string().min(1).default('./data'),
@@ -193,6 +219,7 @@ export const ConfigSchema = z
     /** Supervision tree, notification routes, flapping (README "Escalation"). */
     escalation: EscalationSchema.prefault({}),
     webhooks: WebhooksSchema.prefault({}),
+    auth: AuthSchema.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -218,6 +245,18 @@ export const ConfigSchema = z
             path: ['server', ports[j][0]],
             message: `port ${ports[j][1]} is already used by server.${ports[i][0]}`,
           });
+    // Without tokens anyone who can reach a listener may read faults and change state: loopback only.
+    if (cfg.auth.tokens.length === 0 && !isLoopback(cfg.server.host))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['server', 'host'],
+        message: `faultline binds to "${cfg.server.host}", reachable from other machines, but no API tokens are configured: add auth.tokens (README "Authentication") or bind to 127.0.0.1`,
+      });
+    const names = new Set<string>();
+    cfg.auth.tokens.forEach((t, i) => {
+      if (names.has(t.name)) ctx.addIssue({ code: 'custom', path: ['auth', 'tokens', i, 'name'], message: `duplicate token name "${t.name}"` });
+      names.add(t.name);
+    });
     const slugs = new Set<string>();
     cfg.checks.forEach((c, i) => {
       if (slugs.has(c.slug)) ctx.addIssue({ code: 'custom', path: ['checks', i, 'slug'], message: `duplicate check slug "${c.slug}"` });
@@ -227,3 +266,4 @@ export const ConfigSchema = z
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type Retention = z.infer<typeof RetentionSchema>;
+export type AuthConfig = z.infer<typeof AuthSchema>;

@@ -1,6 +1,5 @@
-import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
-import { parse } from '../api/faults.js';
+import { defineRoute, type RouteTable } from '../api/route.js';
 import { FaultlineError, badRequest, notFound } from '../errors.js';
 import type { Deliverer } from './deliverer.js';
 import { conflict } from './errors.js';
@@ -27,7 +26,8 @@ const ListQuery = z
   })
   .strict();
 
-const OneQuery = z.object({ endpoint: z.string().optional() }).strict();
+const OneQuery = z.object({ endpoint: z.string().optional().describe('the endpoint, when several share the delivery id') }).strict();
+const IdParams = z.object({ id: z.string().min(1).max(200) }).strict();
 
 const isoOrNull = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
@@ -97,7 +97,7 @@ function decodeCursor(c: string): { createdAt: number; endpoint: string; id: str
  * The deliveries API: every delivery with its state and attempts, filtered and paged; one delivery with
  * its payload and every attempt; and replay of a dead, disabled (or delivered) one with the same webhook-id.
  */
-export const deliveryRoutes: FastifyPluginAsync<DeliveryRoutesOptions> = async (app, opts) => {
+export function deliveryRoutes(table: RouteTable, opts: DeliveryRoutesOptions): void {
   const running = (): Deliverer => {
     const d = opts.deliverer();
     if (!d?.running) throw new FaultlineError('starting', 503, 'webhook delivery is starting; try again in a moment', 1);
@@ -113,33 +113,52 @@ export const deliveryRoutes: FastifyPluginAsync<DeliveryRoutesOptions> = async (
     return found[0];
   };
 
-  app.get('/api/v1/deliveries', async (req) => {
-    const q = parse(ListQuery, req.query, 'query');
-    const d = running();
-    const reader = new DeliveryReader(d.db.store);
-    const list = await reader.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
-    const page = list.slice(0, q.limit);
-    return { deliveries: page.map(summaryView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null, endpoints: d.endpointStatus() };
-  });
+  const tags = ['deliveries'];
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/deliveries', summary: 'Webhook deliveries with their state and attempts, newest first, paged', tags, scope: 'read', query: ListQuery },
+    async ({ query: q }) => {
+      const d = running();
+      const reader = new DeliveryReader(d.db.store);
+      const list = await reader.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+      const page = list.slice(0, q.limit);
+      return { deliveries: page.map(summaryView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null, endpoints: d.endpointStatus() };
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/api/v1/deliveries/:id', async (req) => {
-    const q = parse(OneQuery, req.query, 'query');
-    const reader = new DeliveryReader(running().db.store);
-    const d = await one(reader, req.params.id, q.endpoint);
-    return detailView(d, await reader.history(d.endpoint, d.id));
-  });
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/deliveries/:id', summary: 'One delivery: payload, every attempt and event', tags, scope: 'read', params: IdParams, query: OneQuery },
+    async ({ params, query }) => {
+      const reader = new DeliveryReader(running().db.store);
+      const d = await one(reader, params.id, query.endpoint);
+      return detailView(d, await reader.history(d.endpoint, d.id));
+    },
+  );
 
-  app.post<{ Params: { id: string } }>('/api/v1/deliveries/:id/replay', async (req, reply) => {
-    const q = parse(OneQuery, req.query, 'query');
-    const deliverer = running();
-    // What is queued is written first, so the state read here is the newest.
-    await deliverer.db.flush();
-    const reader = new DeliveryReader(deliverer.db.store);
-    const d = await one(reader, req.params.id, q.endpoint);
-    if (!deliverer.hasEndpoint(d.endpoint)) throw conflict('endpoint_not_configured', `endpoint ${d.endpoint} is no longer in webhooks.endpoints`);
-    if (d.state === 'pending' || deliverer.isActive(d.endpoint, d.id)) throw conflict('already_pending', `delivery ${d.id} to ${d.endpoint} is pending; it is attempted as scheduled`);
-    await deliverer.replay({ ...d, attempts: d.attempts, rev: d.rev });
-    await deliverer.db.flush();
-    return reply.code(202).send(detailView((await reader.byId(d.id, d.endpoint))[0], await reader.history(d.endpoint, d.id)));
-  });
-};
+  defineRoute(
+    table,
+    {
+      method: 'POST',
+      url: '/api/v1/deliveries/:id/replay',
+      summary: 'Replay a dead, disabled or delivered delivery with the same webhook-id',
+      tags,
+      scope: 'admin',
+      params: IdParams,
+      query: OneQuery,
+      responses: { 202: { description: 'queued again' }, 409: { description: 'pending already, or its endpoint is gone' } },
+    },
+    async ({ params, query, reply }) => {
+      const deliverer = running();
+      // What is queued is written first, so the state read here is the newest.
+      await deliverer.db.flush();
+      const reader = new DeliveryReader(deliverer.db.store);
+      const d = await one(reader, params.id, query.endpoint);
+      if (!deliverer.hasEndpoint(d.endpoint)) throw conflict('endpoint_not_configured', `endpoint ${d.endpoint} is no longer in webhooks.endpoints`);
+      if (d.state === 'pending' || deliverer.isActive(d.endpoint, d.id)) throw conflict('already_pending', `delivery ${d.id} to ${d.endpoint} is pending; it is attempted as scheduled`);
+      await deliverer.replay({ ...d, attempts: d.attempts, rev: d.rev });
+      await deliverer.db.flush();
+      return reply.code(202).send(detailView((await reader.byId(d.id, d.endpoint))[0], await reader.history(d.endpoint, d.id)));
+    },
+  );
+}

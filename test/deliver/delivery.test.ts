@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { FastifyInstance } from 'fastify';
-import { createApp } from '../../src/api/app.js';
+import { Auth, OpenApiRegistry, createApp } from '../../src/api/index.js';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { Deliverer, deliveryRoutes, verify, WebhooksSchema, type WebhookEvent } from '../../src/deliver/index.js';
 import { createLogger } from '../../src/log/index.js';
@@ -41,7 +41,7 @@ async function deliverer(endpoints: Record<string, unknown>[]): Promise<{ d: Del
   const d = new Deliverer(store, WebhooksSchema.parse({ endpoints: named }), log, registry);
   await d.start();
   const app = createApp({ maxBodyBytes: 1 << 20, maxDecompressedBytes: 1 << 20, log, metrics: ingestMetrics(new Registry()) });
-  await app.register(deliveryRoutes, { deliverer: () => d });
+  deliveryRoutes({ app, registry: new OpenApiRegistry(), auth: new Auth({ tokens: [] }), listener: 'http' }, { deliverer: () => d });
   cleanup.push(() => d.shutdown(), () => app.close());
   return { d, app, registry, names: named.map((e) => e.name) };
 }

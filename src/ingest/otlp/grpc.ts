@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { toFaultlineError } from '../../api/app.js';
+import type { Auth } from '../../api/auth.js';
 import type { Logger } from '../../log/index.js';
 import type { IngestPipeline } from '../pipeline.js';
 import { encodeResponse, type Signal } from './codec.js';
@@ -24,6 +25,8 @@ export class OtlpGrpcServer {
     private readonly pipeline: IngestPipeline,
     private readonly maxMessageBytes: number,
     private readonly log: Logger,
+    /** Checks the `authorization` metadata (`Bearer <token>`) for scope ingest. */
+    private readonly auth?: Auth,
   ) {}
 
   async start(host: string, port: number): Promise<number> {
@@ -55,6 +58,13 @@ export class OtlpGrpcServer {
 
   private exportHandler(signal: Signal): grpc.handleUnaryCall<Buffer, Buffer> {
     return (call, callback) => {
+      try {
+        const authorization = call.metadata.get('authorization').map(String);
+        this.auth?.require({ headers: { authorization: authorization[0] } }, 'ingest');
+      } catch (err) {
+        const e = toFaultlineError(err);
+        return callback({ code: grpcCodeOf(e.status), details: e.message });
+      }
       this.pipeline.otlp(signal, call.request, 'protobuf').then(
         (result) => callback(null, Buffer.from(encodeResponse(signal, result))),
         (err: unknown) => {

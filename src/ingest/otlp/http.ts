@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { defineRoute, type RouteTable } from '../../api/route.js';
 import { FaultlineError, badRequest } from '../../errors.js';
 import { toFaultlineError, type ErrorBody } from '../../api/app.js';
 import type { Encoding, IngestPipeline } from '../pipeline.js';
@@ -23,10 +24,22 @@ function encodingOf(req: FastifyRequest): Encoding {
  * Export*ServiceResponse (with partial_success) on success, google.rpc.Status (protobuf) or a JSON error
  * object otherwise, in the request's encoding; 429/503 carry Retry-After.
  */
-export function otlpHttpRoutes(app: FastifyInstance, pipeline: IngestPipeline): void {
-  for (const signal of ['traces', 'logs', 'metrics'] as const) {
-    app.post(`/v1/${signal}`, async (req, reply) => handle(signal, req, reply, pipeline));
-  }
+export function otlpHttpRoutes(table: RouteTable, pipeline: IngestPipeline): void {
+  for (const signal of ['traces', 'logs', 'metrics'] as const)
+    defineRoute(
+      table,
+      {
+        method: 'POST',
+        url: `/v1/${signal}`,
+        summary: `OTLP/HTTP ${signal} export`,
+        description: 'Acknowledged once the records are durable; 429/503 with Retry-After when the store falls behind. gzip bodies are inflated.',
+        tags: ['ingest'],
+        scope: 'ingest',
+        rawBody: { contentTypes: [PROTOBUF, JSON_TYPE], description: `an Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceRequest` },
+        responses: { 200: { description: `Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceResponse (partial_success when some records were rejected)` } },
+      },
+      ({ req, reply }) => handle(signal, req, reply, pipeline),
+    );
 }
 
 async function handle(signal: Signal, req: FastifyRequest, reply: FastifyReply, pipeline: IngestPipeline) {

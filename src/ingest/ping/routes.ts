@@ -1,4 +1,6 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { defineRoute, type RouteTable } from '../../api/route.js';
 import { FaultlineError, badRequest } from '../../errors.js';
 import type { IngestPipeline } from '../pipeline.js';
 import type { CheckRegistry } from './checks.js';
@@ -12,12 +14,17 @@ export interface PingOptions {
 
 const SLUG = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 
+// Unknown query parameters are ignored (cache busters). Slug and code are checked by the handler, with the messages (and codes) ping clients have always had.
+const SlugParams = z.object({ slug: z.string().describe('the check: lower-case letters, digits, "-", "_", "."') }).strict();
+const CodeParams = z.object({ slug: z.string(), code: z.string().describe('the exit code of the run, 0-255 (0 is success)') }).strict();
+const PingQuery = z.object({ rid: z.string().max(128, 'rid is at most 128 characters').optional().describe('run id: pairs a /start with its finish') });
+
 /**
  * The ping API for cron and batch jobs, Healthchecks-style: `/ping/<slug>` (success), `/start`, `/fail`,
  * `/<exit-code>` (0 is success), optional `?rid=<run id>`; GET, POST and HEAD. A POST body is kept as the
  * run's log, cut at `maxLogBytes`. Answers `OK` (200) once the ping is durable.
  */
-export function pingRoutes(app: FastifyInstance, pipeline: IngestPipeline, checks: CheckRegistry, opts: PingOptions): void {
+export function pingRoutes(table: RouteTable, pipeline: IngestPipeline, checks: CheckRegistry, opts: PingOptions): void {
   const methods = ['GET', 'POST', 'HEAD'] as ('GET' | 'POST' | 'HEAD')[];
   const handler = (kind: PingKind | 'code') => async (req: FastifyRequest<{ Params: { slug: string; code?: string } }>) => {
     const { slug } = req.params;
@@ -42,7 +49,6 @@ export function pingRoutes(app: FastifyInstance, pipeline: IngestPipeline, check
       await checks.create(slug, 'auto');
     }
     const rid = String((req.query as Record<string, unknown>)?.rid ?? '');
-    if (rid.length > 128) throw badRequest('bad_rid', 'rid is longer than 128 characters');
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const body = raw.subarray(0, opts.maxLogBytes).toString('utf8');
     await pipeline.rows(
@@ -70,8 +76,11 @@ export function pingRoutes(app: FastifyInstance, pipeline: IngestPipeline, check
     pipeline.metrics.received.inc({ signal: 'pings' });
     return 'OK';
   };
-  app.route({ method: methods, url: '/ping/:slug', handler: handler('success') });
-  app.route({ method: methods, url: '/ping/:slug/start', handler: handler('start') });
-  app.route({ method: methods, url: '/ping/:slug/fail', handler: handler('fail') });
-  app.route({ method: methods, url: '/ping/:slug/:code', handler: handler('code') });
+  const rawBody = { contentTypes: ['text/plain', 'application/octet-stream'], description: `the run's log (kept up to ping.max_log_bytes)` };
+  const common = { method: methods, tags: ['ping'], scope: 'ingest' as const, query: PingQuery, rawBody, responses: { 200: { description: 'OK: the ping is durable', contentType: 'text/plain' } } };
+  const as = (kind: PingKind | 'code') => ({ req }: { req: FastifyRequest }) => handler(kind)(req as FastifyRequest<{ Params: { slug: string; code?: string } }>);
+  defineRoute(table, { ...common, url: '/ping/:slug', summary: 'A run of the check succeeded', params: SlugParams }, as('success'));
+  defineRoute(table, { ...common, url: '/ping/:slug/start', summary: 'A run of the check started', params: SlugParams }, as('start'));
+  defineRoute(table, { ...common, url: '/ping/:slug/fail', summary: 'A run of the check failed', params: SlugParams }, as('fail'));
+  defineRoute(table, { ...common, url: '/ping/:slug/:code', summary: 'A run of the check ended with this exit code', params: CodeParams }, as('code'));
 }
