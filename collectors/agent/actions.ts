@@ -2,10 +2,10 @@
  * From a `supervisor.action` webhook (faultline's `generic` payload) to what the agent does: which managed
  * programs and units the action's children name, and the action carried out on each.
  *
- * A child names targets by label matchers (as the supervision tree in faultline's config writes them). The
- * child that covers the faulty target is the failed child: only that target is acted on, not every instance
- * its matcher covers (its healthy replicas did not fail). The other children the strategy names
- * (`one_for_all`, `rest_for_one`, an escalation to a parent) are acted on wholly.
+ * A child names targets by label matchers (as the supervision tree in faultline's config writes them) on
+ * their service, instance and host. The child that covers the faulty target is the failed child: only that
+ * target is acted on, not every instance its matcher covers (its healthy replicas did not fail). The other
+ * children the strategy names (`one_for_all`, `rest_for_one`, an escalation to a parent) are acted on wholly.
  */
 import { z } from 'zod';
 import { isActionName, type Managed, type OpResult } from './managed.js';
@@ -62,7 +62,7 @@ export interface Selection {
 }
 
 /** The managed targets an action's children name (each once, in the children's order). */
-export function select(event: ActionEvent, managed: Managed[], host: string): Selection {
+export function select(event: ActionEvent, managed: Managed[]): Selection {
   const children = event.action?.children ?? [];
   const f = event.fault;
   const t = f?.target;
@@ -84,7 +84,7 @@ export function select(event: ActionEvent, managed: Managed[], host: string): Se
       if (child.check) notes.push(`${child.name}: check "${child.check}" is not run by this agent`);
       return;
     }
-    let hits = managed.filter((m) => matches(child.match!, { ...faultLabels, service: m.service, instance: m.instance, host }));
+    let hits = managed.filter((m) => matches(child.match!, { ...faultLabels, service: m.service, instance: m.instance, host: m.host }));
     if (i === failed && t?.instance) hits = hits.filter((m) => m.service === t.service && m.instance === t.instance);
     if (hits.length === 0) notes.push(`${child.name}: nothing managed here matches ${describeMatch(child.match)}${i === failed && t?.instance ? ` and is ${t.service}/${t.instance}` : ''}`);
     hits.forEach((m) => targets.add(m));

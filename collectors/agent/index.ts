@@ -56,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
   process.stderr.on('error', () => undefined);
 
   const programs = config.programs.map(
-    (p) => new Program(p, { faultline: config.faultline, otlpEndpoint: config.otlp_endpoint, host: config.host, settleMs: config.settle, stopTimeoutMs: config.stop_timeout, log }),
+    (p) => new Program(p, { faultline: config.faultline, token: config.token, otlpEndpoint: config.otlp_endpoint, host: config.host, settleMs: config.settle, stopTimeoutMs: config.stop_timeout, log }),
   );
   const units = config.units.map((u) => new Unit(u, { systemctl: config.systemctl, host: config.host, log }));
   const managed: Managed[] = [...programs, ...units];
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     log,
     version: version(),
     execute: async (event) => {
-      const outcome = await carryOut(event.action, select(event, managed, config.host));
+      const outcome = await carryOut(event.action, select(event, managed));
       log[outcome.ok ? 'info' : 'warn'](outcome.ok ? 'action carried out' : 'action failed', { action: event.action.id, name: event.action.action, result: outcome.message });
       void reporter.report(event.action.id, outcome.ok ? 'succeeded' : 'failed', outcome.message);
       return outcome;
@@ -101,7 +101,8 @@ export async function main(argv: string[]): Promise<number> {
     let stopping = false;
     const stop = (signal: NodeJS.Signals) => {
       if (stopping) {
-        log.warn('second signal: exiting without waiting for the programs', { signal });
+        log.warn('second signal: killing the programs and exiting', { signal });
+        for (const p of programs) p.kill();
         return resolve(130);
       }
       stopping = true;

@@ -17,6 +17,8 @@ export interface Managed {
   /** The target identity faultline knows it by (service.name, service.instance.id). */
   readonly service: string;
   readonly instance: string;
+  /** host.name it reports (label `host` for matchers). */
+  readonly host: string;
   act(action: ActionName): Promise<OpResult>;
   status(): Record<string, unknown>;
 }

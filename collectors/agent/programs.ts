@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../src/log/index.js';
+import { parseResourceAttributes } from '../run/report.js';
 import { defaultInstance, type ProgramConfig } from './config.js';
 import type { ActionName, Managed, OpResult } from './managed.js';
 
@@ -26,6 +27,8 @@ const WRAPPER_FLUSH_MS = 3000;
 
 export interface ProgramContext {
   faultline: string;
+  /** faultline's API token: handed to the program's telemetry (FAULTLINE_TOKEN, OTEL_EXPORTER_OTLP_HEADERS). */
+  token?: string;
   otlpEndpoint: string;
   host: string;
   settleMs: number;
@@ -47,6 +50,7 @@ export class Program implements Managed {
   readonly name: string;
   readonly service: string;
   readonly instance: string;
+  readonly host: string;
   private run: Run | null = null;
   private lastExit: { code: number | null; signal: NodeJS.Signals | null; at: number } | null = null;
   private stopped = false;
@@ -62,6 +66,8 @@ export class Program implements Managed {
     this.name = config.name;
     this.service = config.service;
     this.instance = config.instance ?? defaultInstance(ctx.host, config.name);
+    // faultline run takes host.name from OTEL_RESOURCE_ATTRIBUTES when it is there: so does matching.
+    this.host = parseResourceAttributes(config.env.OTEL_RESOURCE_ATTRIBUTES ?? process.env.OTEL_RESOURCE_ATTRIBUTES)['host.name'] || ctx.host;
   }
 
   /** Runs `op` after every operation queued before it. */
@@ -106,7 +112,7 @@ export class Program implements Managed {
     const c = this.config;
     const args = [CLI, 'run', '--service', this.service, '--instance', this.instance, '--restart', c.restart, '--otlp-endpoint', this.ctx.otlpEndpoint, '--url', this.ctx.faultline, ...c.run_args, '--', ...c.command];
     this.stderrTail = [];
-    const proc = spawn(process.execPath, args, { cwd: c.cwd, env: { ...process.env, ...c.env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { cwd: c.cwd, env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const startedAt = Date.now();
     this.stopped = false;
     this.starts++;
@@ -180,6 +186,27 @@ export class Program implements Managed {
     if (!ended) return { ok: false, message: `pid ${pid} is still there after SIGTERM and SIGKILL` };
     this.ctx.log.info('program stopped', { program: this.name, how: describeExit(ended) });
     return { ok: true, message: `stopped, ${describeExit(ended)}` };
+  }
+
+  /** The agent's environment, the program's `env` over it, and the token when neither names one. */
+  private env(): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.config.env };
+    const token = this.ctx.token;
+    if (token) {
+      env.FAULTLINE_TOKEN ??= token;
+      // The OpenTelemetry SDKs' own way to send a header (values percent-encoded).
+      env.OTEL_EXPORTER_OTLP_HEADERS ??= `authorization=${encodeURIComponent(`Bearer ${token}`)}`;
+    }
+    return env;
+  }
+
+  /** Kills the command now (the agent is going at once): the wrapper is left to report the end and exit. */
+  kill(): void {
+    const pid = this.run?.proc.pid;
+    if (pid === undefined) return;
+    this.stopped = true;
+    for (const p of groupMembers(pid)) if (p !== pid) signal(p, 'SIGKILL');
+    signal(pid, 'SIGTERM');
   }
 
   /** Lines of the program's output go on to the agent's, prefixed with its name. */

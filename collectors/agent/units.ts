@@ -15,6 +15,7 @@ export class Unit implements Managed {
   readonly name: string;
   readonly service: string;
   readonly instance: string;
+  readonly host: string;
   private last: { action: string; ok: boolean; message: string; at: number } | null = null;
 
   constructor(
@@ -24,6 +25,7 @@ export class Unit implements Managed {
     this.name = config.name;
     this.service = config.service;
     this.instance = config.instance ?? defaultInstance(ctx.host, config.name);
+    this.host = ctx.host;
   }
 
   act(action: ActionName): Promise<OpResult> {

@@ -64,6 +64,7 @@ class Recorded implements Managed {
     readonly service: string,
     readonly instance: string,
     private readonly fails = false,
+    readonly host = 'h',
   ) {}
   async act(action: ActionName) {
     this.acted.push(action);
@@ -88,7 +89,7 @@ describe('agent: what an action acts on', () => {
   });
 
   it('one_for_one: the failed child is the faulty instance only, not its healthy replicas', () => {
-    const s = select(event([{ name: 'api', match: { service: 'api' } }]), fleet(), 'h');
+    const s = select(event([{ name: 'api', match: { service: 'api' } }]), fleet());
     assert.deepEqual(s.targets.map((t) => t.name), ['api-2']);
   });
 
@@ -101,17 +102,16 @@ describe('agent: what an action acts on', () => {
         { name: 'backup', check: 'nightly-backup' },
       ]),
       fleet(),
-      'h',
     );
     assert.deepEqual(s.targets.map((t) => t.name), ['api-2', 'worker-a', 'postgres.service']);
     assert.deepEqual(s.notes, ['backup: check "nightly-backup" is not run by this agent']);
-    const elsewhere = select(event([{ name: 'db', match: { service: 'postgres', host: 'db-7' } }]), fleet(), 'h');
+    const elsewhere = select(event([{ name: 'db', match: { service: 'postgres', host: 'db-7' } }]), fleet());
     assert.deepEqual(elsewhere.targets, []);
     assert.match(elsewhere.notes[0], /nothing managed here matches \{service: postgres, host: db-7\}/);
   });
 
   it('an escalated action (no target instance among the children) acts on every instance the children match', () => {
-    const s = select(event([{ name: 'api', match: { service: 'api' } }], { service: 'checkout', instance: 'c-1' }), fleet(), 'h');
+    const s = select(event([{ name: 'api', match: { service: 'api' } }], { service: 'checkout', instance: 'c-1' }), fleet());
     assert.deepEqual(s.targets.map((t) => t.name), ['api-1', 'api-2']);
   });
 
