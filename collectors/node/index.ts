@@ -1,181 +1,129 @@
 /**
- * faultline's Node collector: heartbeats with the process's vital signs, and the exception and exit that
- * end it, sent over OTLP/HTTP (protobuf) with the official OpenTelemetry SDK.
+ * faultline's Node collector: heartbeats with the process's vital signs, the application's traces and logs,
+ * and the exception and exit that end the process, sent over OTLP/HTTP (protobuf) with the OpenTelemetry
+ * SDK. Two ways in:
+ *
+ *   node --import faultline/collector/register app.js      # configured by OTEL_* variables
  *
  *   import { start } from 'faultline/collector';
- *   start({ service: 'checkout' });            // or configure with OTEL_* variables
+ *   start({ service: 'checkout' });
  *
- * Identity comes from the options or the standard variables: OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
- * (service.instance.id, service.version, host.name), OTEL_EXPORTER_OTLP_ENDPOINT. When the process runs
- * under a supervisor that reports its exit from outside (`FAULTLINE_SUPERVISED=1`, set by `faultline run`),
- * the collector reports the exception only, so one exit is never reported twice.
+ * It becomes the global tracer and logger provider (with an async context manager and W3C trace-context
+ * propagation) unless the application set up its own, so `@opentelemetry/api` calls export to faultline.
+ * Built from the SDK's parts (sdk-trace-base, sdk-logs, the OTLP/protobuf exporters) rather than on
+ * @opentelemetry/sdk-node, which loads every exporter it might need (gRPC, Zipkin, Prometheus) into the
+ * watched process. Under `faultline run` (`FAULTLINE_SUPERVISED=1`) the wrapper reports the exit, and the
+ * collector only the exception, so one exit is never reported twice.
  */
-import { hostname } from 'node:os';
-import { readFileSync } from 'node:fs';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { getHeapStatistics } from 'node:v8';
-import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { SeverityNumber } from '@opentelemetry/api-logs';
+import { context, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { logs as logsApi, type Logger } from '@opentelemetry/api-logs';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
+import { BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { AsyncLocalContextManager } from './context.js';
+import { ExitReporter } from './exit.js';
+import { resolveSettings, type CollectorOptions } from './settings.js';
+import { VitalSigns } from './vitals.js';
 
-export interface CollectorOptions {
-  service?: string;
-  instance?: string;
-  version?: string;
-  host?: string;
-  /** OTLP/HTTP base URL (default: OTEL_EXPORTER_OTLP_ENDPOINT, else http://127.0.0.1:4318). */
-  endpoint?: string;
-  /** Heartbeat interval (default: FAULTLINE_HEARTBEAT_INTERVAL_MS, else 1000 ms). */
-  heartbeatIntervalMs?: number;
-  /** Report the exit from inside (default: unless FAULTLINE_SUPERVISED=1). */
-  reportExit?: boolean;
-}
+export type { CollectorOptions } from './settings.js';
+export { memoryLimit } from './vitals.js';
 
 export interface Collector {
   /** Sends one heartbeat now. */
   heartbeat(): void;
   /** A tracer exporting to faultline, for the application's own spans. */
   tracer: Tracer;
+  /** A logger exporting to faultline, for the application's own log records. */
+  logger: Logger;
+  /** Stops heartbeats and exit reporting, flushes and closes the exporters. Safe to call twice. */
   shutdown(): Promise<void>;
 }
 
-function resourceAttrs(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const pair of (process.env.OTEL_RESOURCE_ATTRIBUTES ?? '').split(',')) {
-    const i = pair.indexOf('=');
-    if (i > 0) out[decodeURIComponent(pair.slice(0, i).trim())] = decodeURIComponent(pair.slice(i + 1).trim());
-  }
-  return out;
-}
+/** How long the end of a process waits for its telemetry to go out. */
+const FLUSH_TIMEOUT_MS = 2000;
+const RUNNING = Symbol.for('faultline.collector');
 
-/** The memory the process may use: the cgroup limit when there is one, else V8's heap limit. */
-export function memoryLimit(): number {
-  try {
-    const text = readFileSync('/sys/fs/cgroup/memory.max', 'utf8').trim();
-    if (/^\d+$/.test(text)) return Number(text);
-  } catch {
-    // no cgroup v2 limit
-  }
-  return getHeapStatistics().heap_size_limit;
-}
+type WithCollector = typeof globalThis & { [RUNNING]?: Collector };
 
+/**
+ * Starts the collector, once per process: a second call (say `--import` and the application's own `start()`)
+ * returns the running one, so heartbeats never double.
+ */
 export function start(opts: CollectorOptions = {}): Collector {
-  const attrs = resourceAttrs();
-  const service = opts.service ?? process.env.OTEL_SERVICE_NAME ?? attrs['service.name'] ?? 'unknown_service:node';
-  const resource = resourceFromAttributes({
-    ...attrs,
-    'service.name': service,
-    'service.instance.id': opts.instance ?? attrs['service.instance.id'] ?? `${hostname()}/${process.pid}`,
-    'service.version': opts.version ?? attrs['service.version'] ?? '',
-    'host.name': opts.host ?? attrs['host.name'] ?? hostname(),
-    'process.pid': process.pid,
-    'process.runtime.name': 'nodejs',
-    'process.runtime.version': process.versions.node,
+  const global = globalThis as WithCollector;
+  if (global[RUNNING]) return global[RUNNING];
+  const settings = resolveSettings(opts);
+  const resource = resourceFromAttributes(settings.resource);
+  const headers = settings.headers;
+
+  // Heartbeats and exits go out one by one at once (they are few and time matters); the application's
+  // own log records and spans in batches.
+  const eventExporter = new OTLPLogExporter({ url: settings.logsUrl, headers });
+  const events = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: eventExporter })] });
+  const appLogs = new LoggerProvider({ resource, processors: [new BatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: settings.logsUrl, headers }), scheduledDelayMillis: 500 })] });
+  const traces = new BasicTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.tracesUrl, headers }), { scheduledDelayMillis: 500 })],
   });
-  const endpoint = (opts.endpoint ?? process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318').replace(/\/$/, '');
-  const intervalMs = opts.heartbeatIntervalMs ?? Number(process.env.FAULTLINE_HEARTBEAT_INTERVAL_MS ?? 1000);
-  const reportExit = opts.reportExit ?? process.env.FAULTLINE_SUPERVISED !== '1';
-
-  const logs = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `${endpoint}/v1/logs` }) })] });
-  const traces = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${endpoint}/v1/traces` }), { scheduledDelayMillis: 500 })] });
-  const logger = logs.getLogger('faultline.collector');
+  const logger = events.getLogger('faultline.collector');
   const tracer = traces.getTracer('faultline.collector');
-  const loop = monitorEventLoopDelay({ resolution: 10 });
-  loop.enable();
-  let cpu = process.cpuUsage();
-  let cpuAt = performance.now();
-  const limit = memoryLimit();
-  const started = Date.now();
+  if (settings.registerGlobals) {
+    // Each set* refuses (and keeps the other) when the application registered its own first.
+    context.setGlobalContextManager(new AsyncLocalContextManager().enable());
+    propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+    trace.setGlobalTracerProvider(traces);
+    logsApi.setGlobalLoggerProvider(appLogs);
+  }
 
+  const vitals = new VitalSigns();
   const heartbeat = () => {
-    const mem = process.memoryUsage();
-    const now = performance.now();
-    const used = process.cpuUsage(cpu);
-    const utilization = (used.user + used.system) / 1000 / Math.max(1, now - cpuAt);
-    cpu = process.cpuUsage();
-    cpuAt = now;
     logger.emit({
       eventName: 'faultline.heartbeat',
       attributes: {
-        'faultline.heartbeat.interval_ms': intervalMs,
+        'faultline.heartbeat.interval_ms': settings.intervalMs,
         // From inside the runtime's event loop: it stops when the process hangs.
         'faultline.heartbeat.source': 'runtime',
-        'process.memory.rss': mem.rss,
-        'process.memory.limit': limit,
-        'process.runtime.heap.used': mem.heapUsed,
-        'process.cpu.utilization': Math.round(utilization * 1000) / 1000,
-        'nodejs.eventloop.delay.p99': Math.round((loop.percentile(99) / 1e6) * 10) / 10,
+        ...vitals.sample(),
       },
     });
-    loop.reset();
   };
   heartbeat();
-  const timer = setInterval(heartbeat, intervalMs);
+  let timer: NodeJS.Timeout | undefined = setInterval(heartbeat, settings.intervalMs);
   timer.unref();
+  const stopHeartbeats = () => {
+    clearInterval(timer);
+    timer = undefined;
+  };
 
   const flush = async () => {
-    await Promise.race([Promise.all([traces.forceFlush(), logs.forceFlush()]), new Promise((r) => setTimeout(r, 2000))]);
+    let limit: NodeJS.Timeout | undefined;
+    await Promise.race([
+      // The simple processor's flush does not wait for the exports it started; its exporter's does.
+      Promise.all([traces.forceFlush(), appLogs.forceFlush(), events.forceFlush().then(() => eventExporter.forceFlush())]).catch(() => undefined),
+      new Promise((r) => (limit = setTimeout(r, FLUSH_TIMEOUT_MS))),
+    ]);
+    clearTimeout(limit);
   };
+  const exits = new ExitReporter({ logger, tracer, resource: settings.resource, logsUrl: settings.logsUrl, headers, reportExit: settings.reportExit, flush, stopHeartbeats });
+  exits.install();
 
-  const reportFatal = async (err: unknown) => {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const exception = { 'exception.type': e.name, 'exception.message': e.message, 'exception.stacktrace': e.stack ?? '' };
-    const span = tracer.startSpan('uncaught exception');
-    span.recordException(e);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: e.message });
-    span.end();
-    if (reportExit)
-      logger.emit({
-        eventName: 'process.exit',
-        severityNumber: SeverityNumber.FATAL,
-        attributes: {
-          'process.exit.code': 1,
-          'process.exit.reason': 'uncaught_exception',
-          'process.exit.intended': false,
-          'process.runtime.ms': Date.now() - started,
-          'process.memory.max_rss': process.resourceUsage().maxRSS * 1024,
-          ...exception,
-        },
-      });
-    else logger.emit({ severityNumber: SeverityNumber.FATAL, body: `uncaught ${e.name}: ${e.message}`, attributes: exception });
-    await flush();
-  };
-
-  const onFatal = (err: unknown) => {
-    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    clearInterval(timer);
-    void reportFatal(err).finally(() => process.exit(1));
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    clearInterval(timer);
-    if (reportExit)
-      logger.emit({
-        eventName: 'process.exit',
-        attributes: { 'process.exit.signal': signal, 'process.exit.reason': 'signal', 'process.exit.intended': true, 'process.runtime.ms': Date.now() - started },
-      });
-    // With no handler of the application's own, the signal's default is to end the process: keep that.
-    void flush().finally(() => {
-      if (process.listenerCount(signal) <= 1) process.exit(signal === 'SIGINT' ? 130 : 143);
-    });
-  };
-  process.on('uncaughtException', onFatal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-
-  return {
+  let closing: Promise<void> | undefined;
+  const collector: Collector = {
     heartbeat,
     tracer,
-    shutdown: async () => {
-      clearInterval(timer);
-      loop.disable();
-      process.off('uncaughtException', onFatal);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      await Promise.all([traces.shutdown(), logs.shutdown()]);
-    },
+    logger: appLogs.getLogger('app'),
+    shutdown: () =>
+      (closing ??= (async () => {
+        stopHeartbeats();
+        vitals.stop();
+        exits.uninstall();
+        await Promise.all([traces.shutdown(), appLogs.shutdown(), events.shutdown()]).catch(() => undefined);
+        delete global[RUNNING];
+      })()),
   };
+  global[RUNNING] = collector;
+  return collector;
 }
