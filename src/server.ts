@@ -217,6 +217,7 @@ export class FaultlineServer {
     detector.openedListeners.push((f) => escalator.opened(f));
     detector.resolvedListeners.push((f) => escalator.resolved(f));
     detector.newSignatureListeners.push((sig, first) => escalator.newSignature(sig, first));
+    detector.recurrenceListeners.push((f, before) => void escalator.recurred(f, before));
     this.escalationTimer = setInterval(() => escalator.tick(), 250);
     this.escalationTimer.unref();
     this.escalator = escalator;

@@ -4,6 +4,7 @@ import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, t
 import type { TableName } from '../store/index.js';
 import { faultId, type EvidenceRef, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
+import type { SignatureHistory } from '../faults/signatures.js';
 import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
 import { targetKey, TargetState, type TargetInfo } from './target.js';
@@ -47,6 +48,8 @@ const RUNTIME_BEAT_TRUST_MS = 10 * 60_000;
 
 /** Targets not heard from for this long, with nothing open, are forgotten. */
 const EVICT_AFTER_MS = 3_600_000;
+/** Versions remembered per signature (to tell one it is back in); the API reads the rest from the store. */
+const MAX_VERSIONS_PER_SIGNATURE = 100;
 
 export const DEFAULT_DETECTOR: DetectorOptions = {
   phi: DEFAULT_PHI,
@@ -110,6 +113,9 @@ export class Detector {
   readonly openedListeners: ((f: Fault) => void)[] = [];
   /** Told when a signature is seen for the first time (escalation sends signature.new). */
   readonly newSignatureListeners: ((s: SignatureInfo, first: Fault) => void)[] = [];
+  /** Told when a known signature has a new fault, with what was known of it before (escalation tells a regression). */
+  readonly recurrenceListeners: ((f: Fault, before: SignatureHistory) => void)[] = [];
+  private readonly signatureHistory = new Map<string, SignatureHistory>();
   /** Monitors that react to faults resolved (escalation settles actions and notifies). */
   readonly resolvedListeners: ((f: Fault) => void)[] = [];
   private ready = false;
@@ -344,6 +350,8 @@ export class Detector {
     this.deps.writer.saveFault(fault, 'opened', fault.detectedAt);
     this.deps.opened.inc({ kind });
     for (const listener of this.openedListeners) listener(fault);
+    const before = this.noteOccurrence(fault);
+    if (before) for (const listener of this.recurrenceListeners) listener(fault, before);
     if (!this.knownSignatures.has(sig.fingerprint)) {
       this.knownSignatures.add(sig.fingerprint);
       const info: SignatureInfo = {
@@ -383,8 +391,21 @@ export class Detector {
     }
   }
 
-  knowSignature(fp: string): void {
+  knowSignature(fp: string, history?: SignatureHistory): void {
     this.knownSignatures.add(fp);
+    if (history) this.signatureHistory.set(fp, history);
+  }
+
+  /** Adds a fault to its signature's history; returns the history before it (undefined when there was none). */
+  private noteOccurrence(f: Fault): SignatureHistory | undefined {
+    const h = this.signatureHistory.get(f.signature);
+    const before = h && { versions: new Set(h.versions), open: h.open, lastAt: h.lastAt };
+    const after = h ?? { versions: new Set<string>(), open: 0, lastAt: 0 };
+    if (after.versions.size < MAX_VERSIONS_PER_SIGNATURE) after.versions.add(f.version);
+    after.open++;
+    after.lastAt = Math.max(after.lastAt, f.startedAt);
+    this.signatureHistory.set(f.signature, after);
+    return before;
   }
 
   recordAbnormalExit(service: string, at: number): void {
@@ -425,6 +446,8 @@ export class Detector {
     f.state = 'resolved';
     f.resolvedAt = at;
     this.open.delete(f.id);
+    const history = this.signatureHistory.get(f.signature);
+    if (history && history.open > 0) history.open--;
     if (f.kind === 'silent') this.openByHost.delete(f.host);
     else if (f.instance) this.openByTarget.get(targetKey(f.service, f.instance))?.delete(f.id);
     this.deps.writer.saveFault(f, 'resolved', at);

@@ -31,6 +31,12 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
       if (ev.type === 'exit' && ev.service && ev.instance) d.knownIds.add(faultId('exit', ev.service, ev.instance, Date.parse(ev.at)));
   (await reader.idsSince(now - 3_600_000)).forEach((id) => d.knownIds.add(id));
   (await store.query<{ fingerprint: string }>(`SELECT fingerprint FROM ${db}.signatures`)).forEach((r) => d.knowSignature(r.fingerprint));
+  // What each signature's faults were, so a regression is told the moment it happens, after a restart too.
+  const histories = await store.query<{ signature: string; versions: string[]; open: string; last: string }>(
+    `SELECT signature, groupUniqArray(100)(version) AS versions, countIf(state = 'open') AS open, toUnixTimestamp64Milli(max(started_at)) AS last
+     FROM ${db}.faults FINAL GROUP BY signature`,
+  );
+  for (const h of histories) d.knowSignature(h.signature, { versions: new Set(h.versions), open: Number(h.open), lastAt: Number(h.last) });
   const loops = await store.query<{ service: string; at: string }>(
     `SELECT service, toUnixTimestamp64Milli(started_at) AS at FROM ${db}.faults FINAL
      WHERE kind IN ('crash', 'oom', 'crash_loop') AND started_at > fromUnixTimestamp64Milli({since:Int64})`,

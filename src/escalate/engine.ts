@@ -4,6 +4,7 @@ import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
 import { isSupervisor, type EscalationConfig, type Maintenance, type Supervisor, type Worker } from './config.js';
 import { previousRun } from '../detect/schedule.js';
+import { regression, SignatureReader, type SignatureHistory } from '../faults/signatures.js';
 import { Notifier, type Notification } from './notifier.js';
 import { resolveRoutes } from './routing.js';
 import type { Silences } from './silences.js';
@@ -50,6 +51,8 @@ export class Escalator {
   private readonly flapping = new Set<string>();
   private readonly open = new Map<string, Fault>();
   readonly suppressed: { faultId: string; reason: string; at: number }[] = [];
+  private readonly held = new Map<string, { fault: Fault; escalated: boolean }>();
+  private readonly signatures: SignatureReader;
 
   constructor(
     private readonly config: EscalationConfig,
@@ -59,6 +62,7 @@ export class Escalator {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
+    this.signatures = new SignatureReader(store);
     this.tree = new SupervisionTree(config.supervision);
     for (const [name, { node }] of this.tree.supervisors) {
       this.budgets.set(name, new Budget(node.intensity, node.period));
@@ -92,6 +96,7 @@ export class Escalator {
 
   resolved(f: Fault): void {
     this.open.delete(f.id);
+    this.held.delete(f.id);
     this.countFlap(f);
     for (const a of this.actions.values())
       if (a.faultId === f.id && (a.state === 'sent' || a.state === 'pending')) this.settle(a, 'succeeded', 'the target is healthy again');
@@ -178,6 +183,7 @@ export class Escalator {
       if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId))
         this.settle(a, 'failed', `the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
     if (!this.notifier) return;
+    this.releaseHeld();
     const due = this.notifier.due(now);
     if (due.length > 0) void this.send(due);
   }
@@ -207,6 +213,32 @@ export class Escalator {
       .catch((err) => this.log.error('cannot queue signature.new', { error: err }));
   }
 
+  /**
+   * A known signature has a new fault. When that makes it regress (a person marked it resolved, or it is
+   * back in a new version after all its faults were resolved), the receivers the fault routes to are told
+   * once per regression: the event id derives from the signature and what the regression is.
+   */
+  async recurred(f: Fault, before: SignatureHistory): Promise<void> {
+    if (!this.config.routes) return;
+    const facts = await this.signatures.regressionFacts(f.signature).catch((err) => {
+      this.log.error('cannot read a signature to tell whether it regressed', { signature: f.signature, error: err });
+      return undefined;
+    });
+    const regressed = regression(before, facts?.user, { at: f.startedAt, version: f.version });
+    if (!regressed) return;
+    this.log.info('signature regressed', { signature: f.signature, fault: f.id, why: regressed.reason });
+    const labels = labelsOf(f, { escalated: 'false' });
+    const reason = this.muted(f, labels);
+    if (reason) return this.recordSuppressed(f, reason);
+    const id = `sigreg_${createHash('sha256').update(`${f.signature}\u0000${regressed.key}`).digest('hex').slice(0, 20)}`;
+    const signature = facts?.signature ?? { fingerprint: f.signature, kind: f.kind, state: 'regressed' };
+    const data = { signature, fault: f, explanation: `${regressed.reason}. ${f.explanation}`, regression: regressed.reason };
+    const receivers = new Set(resolveRoutes(this.config.routes, labels).map((r) => r.receiver));
+    await this.sink
+      .enqueue([...receivers].map((endpoint) => ({ id, type: 'signature.regressed', endpoint, occurredAt: this.now(), data })))
+      .catch((err) => this.log.error('cannot queue signature.regressed', { error: err }));
+  }
+
   /** Stages before grouping: silence, inhibition, flapping. Returns the reason a fault is muted, if it is. */
   muted(f: Fault, labels: Labels): string | undefined {
     const now = this.now();
@@ -226,13 +258,33 @@ export class Escalator {
     const labels = labelsOf(f, { escalated: escalated ? 'true' : 'false' });
     const reason = this.muted(f, labels);
     if (reason) {
-      this.suppressed.push({ faultId: f.id, reason, at: this.now() });
-      if (this.suppressed.length > 1000) this.suppressed.shift();
-      this.log.info('notification suppressed', { fault: f.id, reason });
-      return;
+      // Held while muted: told when the silence, the window or its cause ends and it is still open.
+      if (f.state === 'open') this.held.set(f.id, { fault: f, escalated: escalated || (this.held.get(f.id)?.escalated ?? false) });
+      return this.recordSuppressed(f, reason);
     }
     if (why) this.log.info('to people', { fault: f.id, why });
     this.notifier.add(f, labels, escalated, this.now());
+  }
+
+  /** Open faults held back by a mute that has ended since are told now, as Alertmanager re-evaluates its alerts. */
+  private releaseHeld(): void {
+    for (const [id, { fault, escalated }] of this.held) {
+      if (!this.open.has(id)) {
+        this.held.delete(id);
+        continue;
+      }
+      const labels = labelsOf(fault, { escalated: escalated ? 'true' : 'false' });
+      if (this.muted(fault, labels)) continue;
+      this.held.delete(id);
+      this.log.info('notification released: no longer muted', { fault: id });
+      this.notifier?.add(fault, labels, escalated, this.now());
+    }
+  }
+
+  private recordSuppressed(f: Fault, reason: string): void {
+    this.suppressed.push({ faultId: f.id, reason, at: this.now() });
+    if (this.suppressed.length > 1000) this.suppressed.shift();
+    this.log.info('notification suppressed', { fault: f.id, reason });
   }
 
   private countFlap(f: Fault): void {

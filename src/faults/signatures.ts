@@ -34,6 +34,7 @@ export function signatureState(occ: Occurrence[], user: UserState | undefined, n
   const firstOfLatestVersion = occ.find((o) => o.version === last.version)!;
   const earlier = occ.filter((o) => o.at < firstOfLatestVersion.at);
   if (
+    last.version !== '' &&
     earlier.length > 0 &&
     !earlier.some((o) => o.version === last.version) &&
     earlier.every((o) => !o.open && o.resolvedAt !== null && o.resolvedAt <= firstOfLatestVersion.at)
@@ -41,6 +42,33 @@ export function signatureState(occ: Occurrence[], user: UserState | undefined, n
     return 'regressed';
   if (!occ.some((o) => o.open) && now - last.at > QUIET_RESOLVES_MS) return 'resolved';
   return now - occ[0].at < NEW_FOR_MS ? 'new' : 'ongoing';
+}
+
+/** What the detector keeps of a signature's past faults: enough to tell the moment it regresses. */
+export interface SignatureHistory {
+  /** Versions its faults were seen in (bounded). */
+  versions: Set<string>;
+  /** Its faults open now. */
+  open: number;
+  /** When its latest fault began (ms). */
+  lastAt: number;
+}
+
+/**
+ * Why a new fault of a known signature makes it regress, or undefined: the moment signatureState turns
+ * `regressed`. Either a person marked it resolved and this is its first fault since, or it is back in a
+ * version it was never seen in after all its faults were resolved. A muted signature never regresses.
+ * `key` names the regression (the same for every fault of it), so it is told once.
+ */
+export function regression(before: SignatureHistory, user: UserState | undefined, fault: { at: number; version: string }): { reason: string; key: string } | undefined {
+  if (user?.state === 'muted') return undefined;
+  if (user?.state === 'resolved') {
+    if (fault.at <= user.updatedAt || before.lastAt > user.updatedAt) return undefined;
+    const by = user.author ? ` by ${user.author}` : '';
+    return { reason: `back after it was marked resolved${by} at ${new Date(user.updatedAt).toISOString()}`, key: `resolved@${user.updatedAt}` };
+  }
+  if (fault.version === '' || before.versions.size === 0 || before.versions.has(fault.version) || before.open > 0) return undefined;
+  return { reason: `back in version ${fault.version} after all its faults were resolved (seen before in ${[...before.versions].filter(Boolean).join(', ') || 'no named version'})`, key: `version@${fault.version}` };
 }
 
 export interface SignatureView {
@@ -103,6 +131,26 @@ export class SignatureReader {
     );
     const now = Date.now();
     return rows.map((r) => view(r, now)).sort((a, b) => b.last_seen.localeCompare(a.last_seen));
+  }
+
+  /** What a signature is and a person's decision on it: what signature.regressed tells. */
+  async regressionFacts(fingerprint: string): Promise<{ signature: Record<string, unknown>; user?: UserState } | undefined> {
+    const db = this.store.database;
+    const [r] = await this.store.query<{ fingerprint: string; kind: string; title: string; exception_type: string; cause: string; first_seen: string; user_state: string; user_at: string; author: string; comment: string }>(
+      `SELECT s.fingerprint AS fingerprint, s.kind AS kind, s.title AS title, s.exception_type AS exception_type, s.cause AS cause,
+              toUnixTimestamp64Milli(s.first_seen) AS first_seen, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
+              u.author AS author, u.comment AS comment
+       FROM (SELECT * FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}) AS s
+       LEFT JOIN (SELECT * FROM ${db}.signature_states FINAL WHERE fingerprint = {fp:String}) AS u ON u.fingerprint = s.fingerprint`,
+      { fp: fingerprint },
+    );
+    if (!r) return undefined;
+    const user: UserState | undefined =
+      r.user_state && Number(r.user_at) > 0 ? { state: r.user_state as UserState['state'], updatedAt: Number(r.user_at), author: r.author, comment: r.comment } : undefined;
+    return {
+      signature: { fingerprint: r.fingerprint, kind: r.kind, title: r.title, exception_type: r.exception_type, cause: r.cause, first_seen: new Date(Number(r.first_seen)).toISOString(), state: 'regressed' },
+      user,
+    };
   }
 
   async setState(fingerprint: string, state: UserState['state'], author: string, comment: string): Promise<void> {

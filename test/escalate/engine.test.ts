@@ -172,6 +172,9 @@ describe('escalation engine', () => {
     const notified = () => take().filter((e) => e.type.startsWith('fault.'));
     assert.deepEqual(notified().filter((e) => (e.data.fault as Fault).service === 'checkout'), [], 'inhibited');
     assert.match(escalator.suppressed[escalator.suppressed.length - 1].reason, /inhibited: caused by open fault/);
+    escalator.resolved({ ...cause, state: 'resolved', resolvedAt: now });
+    await tick(2000);
+    assert.equal(notified().filter((e) => (e.data.fault as Fault).service === 'checkout').length, 1, 'its cause resolved while it is still open: told now');
 
     const silence = await silences.create({ matchers: { service: 'mailer' }, ends_at: new Date(now + 60_000).toISOString(), author: 'ana', comment: 'migrating the mail relay' });
     assert.ok(silence.id);
@@ -185,8 +188,8 @@ describe('escalation engine', () => {
     const all = notified();
     // (api, pool-b: their restarts passed the 2 min deadline unresolved meanwhile, and escalated to people.)
     const after = all.filter((e) => (e.data.fault as Fault).service === 'mailer');
-    assert.equal(after.length, 1, 'the silence expired');
-    assert.equal(after[0].endpoint, 'pager', 'no supervisor covers mailer: straight to people');
+    assert.deepEqual(after.map((e) => (e.data.fault as Fault).kind).sort(), ['crash', 'hang'], 'the silence expired: the new fault is told, and the one it held is told now (still open)');
+    assert.ok(after.every((e) => e.endpoint === 'pager'), 'no supervisor covers mailer: straight to people');
   });
 
   it('tells a flapping target once, then stays quiet while it flaps', async () => {
