@@ -95,7 +95,12 @@ export async function main(argv: string[]): Promise<number> {
     config: config.source,
     secrets: config.secrets.length,
   });
-  await Promise.all(programs.map((p) => p.act('start')));
+  await Promise.all(
+    programs.map(async (p) => {
+      const started = await p.act('start');
+      if (!started.ok) log.warn('program did not start', { program: p.name, result: started.message });
+    }),
+  );
 
   return new Promise<number>((resolve) => {
     let stopping = false;

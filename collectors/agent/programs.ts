@@ -134,11 +134,11 @@ export class Program implements Managed {
     this.ctx.log.info('program started', { program: this.name, service: this.service, instance: this.instance, pid: proc.pid });
     const up = await this.settle(proc.pid!, exited);
     if (up.ok) return { ok: true, message: `pid ${proc.pid}` };
-    const ranFor = seconds(Date.now() - startedAt);
     const exit = up.exit ?? (c.restart === 'no' ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), WRAPPER_FLUSH_MS))]) : null);
-    const why = this.stderrTail.filter((l) => l.trim()).slice(-3).join(' | ');
-    const how = exit ? describeExit(exit) : up.why;
-    return { ok: false, message: `${how} within ${ranFor}${why ? `: ${why}` : ''}` };
+    // The command's last words, without the wrapper's own lines about delivering telemetry.
+    const why = this.stderrTail.filter((l) => l.trim() && !/^faultline run: (cannot send telemetry|telemetry to )/.test(l)).slice(-3).join(' | ');
+    const how = `${exit ? describeExit(exit) : up.why} ${up.upMs === null ? 'at once' : `after ${seconds(up.upMs)}`}`;
+    return { ok: false, message: `${how}${why ? `: ${why}` : ''}` };
   }
 
   /**
@@ -146,20 +146,21 @@ export class Program implements Managed {
    * watch: it outlives its command while it delivers the exit event, so the command's processes (in the
    * wrapper's process group) are watched from /proc.
    */
-  private async settle(pid: number, exited: Run['exited']): Promise<{ ok: true } | { ok: false; exit: Awaited<Run['exited']> | null; why: string }> {
+  private async settle(pid: number, exited: Run['exited']): Promise<{ ok: true } | { ok: false; exit: Awaited<Run['exited']> | null; why: string; upMs: number | null }> {
     let wrapperExit: Awaited<Run['exited']> | null = null;
     void exited.then((e) => (wrapperExit = e));
     const until = Date.now() + STARTUP_MS;
     let seenAt: number | null = null;
     for (;;) {
       await new Promise((r) => setTimeout(r, Math.min(SETTLE_POLL_MS, this.ctx.settleMs)));
-      if (wrapperExit) return { ok: false, exit: wrapperExit, why: '' };
-      const alive = groupMembers(pid).some((p) => p !== pid);
       const now = Date.now();
+      const upMs = seenAt === null ? null : now - seenAt;
+      if (wrapperExit) return { ok: false, exit: wrapperExit, why: '', upMs };
+      const alive = groupMembers(pid).some((p) => p !== pid);
       if (alive && seenAt === null) seenAt = now;
-      if (!alive && seenAt !== null) return { ok: false, exit: null, why: this.config.restart === 'no' ? 'ended' : `ended (faultline run restarts it: --restart ${this.config.restart})` };
+      if (!alive && seenAt !== null) return { ok: false, exit: null, why: this.config.restart === 'no' ? 'ended' : `ended (faultline run restarts it: --restart ${this.config.restart})`, upMs };
       if (seenAt !== null && now - seenAt >= this.ctx.settleMs) return { ok: true };
-      if (now > until) return { ok: false, exit: null, why: `did not stay up for ${seconds(this.ctx.settleMs)}` };
+      if (now > until) return { ok: false, exit: null, why: `did not stay up for ${seconds(this.ctx.settleMs)}`, upMs };
     }
   }
 
