@@ -2,6 +2,7 @@ import type { Config } from '../config/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
 import type { TableName } from '../store/index.js';
 import type { Writer } from '../writer/index.js';
+import { badRequest } from '../errors.js';
 import { RowBatch, type IngestLimits } from './batch.js';
 import { convertProtobuf, decodeJson, decodeProtobuf, SIGNALS, type ExportResult, type Signal } from './otlp/codec.js';
 import { convertLogs, type LogsRequest } from './otlp/logs.js';
@@ -22,6 +23,30 @@ const ITEM_TABLES: Record<Signal, TableName[]> = {
   logs: ['heartbeats', 'exits', 'logs'],
   metrics: ['metric_points'],
 };
+
+/**
+ * Decodes an OTLP request into rows, without I/O. Malformed input throws a 4xx FaultlineError; anything
+ * else it throws is a bug (the fuzz tests hold it to that).
+ */
+export function decodeOtlp(signal: Signal, body: Uint8Array, encoding: Encoding, limits: IngestLimits): RowBatch {
+  const batch = new RowBatch(limits);
+  if (encoding === 'protobuf' && signal === 'traces') {
+    // The hot path: rows straight from the bytes (same rows as decodeProtobuf + convertTraces).
+    convertProtobuf(signal, body, (r) => convertTracesProtobuf(r, batch));
+  } else {
+    const request = encoding === 'protobuf' ? decodeProtobuf(signal, body) : decodeJson(signal, Buffer.isBuffer(body) ? body : Buffer.from(body));
+    try {
+      CONVERTERS[signal](request as never, batch);
+    } catch (err) {
+      // The converters read OTLP/JSON by its shape; a value of the wrong type where an array or object
+      // belongs (found by the fuzzer) is the sender's error, answered like any malformed JSON. protobufjs
+      // objects always have the declared shape, so there the error is faultline's own and stays a 500.
+      if (encoding === 'json' && err instanceof TypeError) throw badRequest('otlp_bad_json', `the JSON does not have the OTLP shape: ${err.message}`);
+      throw err;
+    }
+  }
+  return batch;
+}
 
 /**
  * The one path every receiver (OTLP/HTTP, OTLP/gRPC, ping) hands data to: admission (backpressure),
@@ -51,14 +76,7 @@ export class IngestPipeline {
 
   async otlp(signal: Signal, body: Uint8Array, encoding: Encoding): Promise<ExportResult> {
     this.writer.admit();
-    const batch = new RowBatch(this.limits);
-    if (encoding === 'protobuf' && signal === 'traces') {
-      // The hot path: rows straight from the bytes (same rows as decodeProtobuf + convertTraces).
-      convertProtobuf(signal, body, (r) => convertTracesProtobuf(r, batch));
-    } else {
-      const request = encoding === 'protobuf' ? decodeProtobuf(signal, body) : decodeJson(signal, Buffer.isBuffer(body) ? body : Buffer.from(body));
-      CONVERTERS[signal](request as never, batch);
-    }
+    const batch = decodeOtlp(signal, body, encoding, this.limits);
     const tables = batch.tables();
     const item = SIGNALS[signal].itemName;
     const accepted = ITEM_TABLES[signal].reduce((n, t) => n + (tables.get(t)?.length ?? 0), 0);

@@ -137,11 +137,16 @@ export class WireReader {
         this.pos = this.len(end);
         return;
       case 3:
-        for (;;) {
+        // A group's fields up to its end tag; groups nested in it are skipped flat (counted, not recursed),
+        // so a hostile run of start-group tags cannot exhaust the stack.
+        for (let open = 1; open > 0; ) {
           const tag = this.varint(end);
-          if ((tag & 7) === 4) return;
-          this.skip(tag & 7, end);
+          const wt = tag & 7;
+          if (wt === 4) open--;
+          else if (wt === 3) open++;
+          else this.skip(wt, end);
         }
+        return;
       case 5:
         if (this.pos + 4 > end) this.outOfRange(4, end);
         this.pos += 4;

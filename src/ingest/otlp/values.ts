@@ -78,6 +78,21 @@ export class Truncator {
 
 type AnyValueLike = Record<string, unknown> & { value?: unknown };
 
+/**
+ * Arrays and maps inside attribute values are kept to this depth; deeper ones are replaced by a marker and
+ * counted as cut. Real telemetry nests a few levels; a hostile request nests thousands (past the stack).
+ */
+export const MAX_NESTING = 32;
+const TOO_DEEP = `…[nested deeper than ${MAX_NESTING} levels]`;
+
+function tooDeep(cut: Truncator): string {
+  cut.cut++;
+  return TOO_DEEP;
+}
+
+/** A map for keys a request chooses: "__proto__" is a key like any other, not the object's prototype. */
+const freeMap = (): Record<string, unknown> => Object.create(null) as Record<string, unknown>;
+
 /** Which member of the AnyValue oneof is set: protobufjs exposes it as `value`, JSON has it as the only key. */
 function anyValueKind(v: AnyValueLike): string | undefined {
   if (typeof v.value === 'string') return v.value;
@@ -102,7 +117,7 @@ export function anyValueText(v: unknown, cut: Truncator): string {
       return av.bytesValue instanceof Uint8Array ? Buffer.from(av.bytesValue).toString('base64') : String(av.bytesValue);
     case 'arrayValue':
     case 'kvlistValue':
-      return cut.apply(JSON.stringify(anyValuePlain(av)));
+      return cut.apply(JSON.stringify(anyValuePlain(av, cut, 1)));
     default:
       return '';
   }
@@ -112,8 +127,9 @@ function int64Text(v: LongLike): string {
   return ((BigInt(v.high) << 32n) | BigInt(v.low >>> 0)).toString();
 }
 
-function anyValuePlain(v: unknown): unknown {
+function anyValuePlain(v: unknown, cut: Truncator, depth: number): unknown {
   if (v === null || typeof v !== 'object') return null;
+  if (depth > MAX_NESTING) return tooDeep(cut);
   const av = v as AnyValueLike;
   switch (anyValueKind(av)) {
     case 'stringValue':
@@ -127,10 +143,10 @@ function anyValuePlain(v: unknown): unknown {
     case 'bytesValue':
       return av.bytesValue instanceof Uint8Array ? Buffer.from(av.bytesValue).toString('base64') : av.bytesValue;
     case 'arrayValue':
-      return ((av.arrayValue as { values?: unknown[] })?.values ?? []).map(anyValuePlain);
+      return ((av.arrayValue as { values?: unknown[] })?.values ?? []).map((x) => anyValuePlain(x, cut, depth + 1));
     case 'kvlistValue': {
-      const out: Record<string, unknown> = {};
-      for (const kv of (av.kvlistValue as { values?: KeyValueLike[] })?.values ?? []) out[kv.key] = anyValuePlain(kv.value);
+      const out = freeMap();
+      for (const kv of (av.kvlistValue as { values?: KeyValueLike[] })?.values ?? []) out[kv.key] = anyValuePlain(kv.value, cut, depth + 1);
       return out;
     }
     default:
@@ -322,16 +338,17 @@ export function wireAnyValueText(r: WireReader, end: number, cut: Truncator): st
     case ANY_BYTES:
       return r.buf.toString('base64', v.start, v.end);
     case ANY_ARRAY:
-      return cut.apply(JSON.stringify(wireArray(r, v.start, v.end)));
+      return cut.apply(JSON.stringify(wireArray(r, v.start, v.end, cut, 1)));
     case ANY_KVLIST:
-      return cut.apply(JSON.stringify(wireKvlist(r, v.start, v.end)));
+      return cut.apply(JSON.stringify(wireKvlist(r, v.start, v.end, cut, 1)));
     default:
       return '';
   }
 }
 
 /** An AnyValue message ending at `end` as a plain value (anyValuePlain's rules), inside arrays and kvlists. */
-function wirePlain(r: WireReader, end: number): unknown {
+function wirePlain(r: WireReader, end: number, cut: Truncator, depth: number): unknown {
+  if (depth > MAX_NESTING) return tooDeep(cut);
   const v = { start: 0, end: 0, lo: 0, hi: 0, num: 0 };
   switch (wireAnyValue(r, end, v)) {
     case ANY_STRING:
@@ -345,16 +362,16 @@ function wirePlain(r: WireReader, end: number): unknown {
     case ANY_BYTES:
       return r.buf.toString('base64', v.start, v.end);
     case ANY_ARRAY:
-      return wireArray(r, v.start, v.end);
+      return wireArray(r, v.start, v.end, cut, depth + 1);
     case ANY_KVLIST:
-      return wireKvlist(r, v.start, v.end);
+      return wireKvlist(r, v.start, v.end, cut, depth + 1);
     default:
       return null;
   }
 }
 
 /** An ArrayValue message at [start, end): its values (field 1). Leaves r.pos as it was. */
-function wireArray(r: WireReader, start: number, end: number): unknown[] {
+function wireArray(r: WireReader, start: number, end: number, cut: Truncator, depth: number): unknown[] {
   const at = r.pos;
   const out: unknown[] = [];
   r.pos = start;
@@ -365,7 +382,7 @@ function wireArray(r: WireReader, start: number, end: number): unknown[] {
       continue;
     }
     const to = r.len(end);
-    out.push(wirePlain(r, to));
+    out.push(wirePlain(r, to, cut, depth));
     r.pos = to;
   }
   r.pos = at;
@@ -373,9 +390,9 @@ function wireArray(r: WireReader, start: number, end: number): unknown[] {
 }
 
 /** A KeyValueList message at [start, end): its KeyValues (field 1) as an object. Leaves r.pos as it was. */
-function wireKvlist(r: WireReader, start: number, end: number): Record<string, unknown> {
+function wireKvlist(r: WireReader, start: number, end: number, cut: Truncator, depth: number): Record<string, unknown> {
   const at = r.pos;
-  const out: Record<string, unknown> = {};
+  const out = freeMap();
   r.pos = start;
   while (r.pos < end) {
     const tag = r.varint(end);
@@ -391,7 +408,7 @@ function wireKvlist(r: WireReader, start: number, end: number): Record<string, u
       if (t === 0x0a) key = r.string(to);
       else if (t === 0x12) {
         const vEnd = r.len(to);
-        value = wirePlain(r, vEnd);
+        value = wirePlain(r, vEnd, cut, depth);
         r.pos = vEnd;
       } else r.skip(t & 7, to);
     }
