@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Auth, OpenApiRegistry, apiRoutes, checkRoutes, createApp, faultRoutes, targetRoutes, timelineRoutes, type RouteTable } from './api/index.js';
+import { clientTimeouts } from './api/app.js';
 import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
@@ -130,6 +131,7 @@ export class FaultlineServer {
       maxDecompressedBytes: config.server.max_decompressed_bytes,
       log,
       metrics,
+      timeouts: clientTimeouts(config.server),
     };
     const api = (this.api = createApp(appOpts));
     const table: RouteTable = { app: api, registry: this.openapi, auth: this.auth, listener: 'http' };

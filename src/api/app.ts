@@ -1,7 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Socket } from 'node:net';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { FaultlineError } from '../errors.js';
+import { ConfigSchema, type Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
 
@@ -12,7 +14,22 @@ export interface AppOptions {
   maxDecompressedBytes: number;
   log: Logger;
   metrics: IngestMetrics;
+  timeouts?: ClientTimeouts;
 }
+
+/** How long a client may take (config `server.*_timeout_ms`); slow clients (slowloris) are cut off. */
+export interface ClientTimeouts {
+  headersMs: number;
+  requestMs: number;
+  idleMs: number;
+  keepAliveMs: number;
+}
+
+/** The timeouts of the `server` config section. */
+export function clientTimeouts(server: Config['server']): ClientTimeouts {
+  return { headersMs: server.headers_timeout_ms, requestMs: server.request_timeout_ms, idleMs: server.idle_timeout_ms, keepAliveMs: server.keep_alive_timeout_ms };
+}
+
 
 /** The JSON shape of every error faultline answers with. */
 export interface ErrorBody {
@@ -24,11 +41,21 @@ export interface ErrorBody {
  * gzip request bodies inflated with a cap (gzip bombs answer 413), and one error shape for every failure.
  */
 export function createApp(opts: AppOptions): FastifyInstance {
+  const t = opts.timeouts ?? clientTimeouts(ConfigSchema.parse({}).server);
   const app = Fastify({
     logger: false,
     bodyLimit: opts.maxBodyBytes,
     // Trace ids and slugs are case-sensitive; keep URLs as sent.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // fastify's defaults let a client trickle a request forever (no request or idle timeout).
+    connectionTimeout: t.idleMs,
+    requestTimeout: t.requestMs,
+    keepAliveTimeout: t.keepAliveMs,
+    // Node checks the header and request deadlines on this tick (30 s by default: a slow client got 30 s more).
+    http: { headersTimeout: t.headersMs, connectionsCheckingInterval: Math.min(1000, t.headersMs) },
+    // A URL fastify cannot decode (%FF, …) gets the same error shape as everything else.
+    frameworkErrors: (err, req, reply) => sendError(req, reply, new FaultlineError('bad_url', 400, err.message), opts),
+    clientErrorHandler: (err, socket) => answerClientError(err as NodeJS.ErrnoException, socket, opts),
   });
   const routes: { method: string; url: string }[] = [];
   registeredRoutes.set(app, routes);
@@ -98,6 +125,25 @@ function sendError(req: FastifyRequest, reply: FastifyReply, err: FaultlineError
   if (err.status === 401) void reply.header('www-authenticate', 'Bearer realm="faultline"');
   const body: ErrorBody = { error: { code: err.code, message: err.message } };
   return reply.code(err.status).type('application/json').send(body);
+}
+
+/**
+ * Errors before a request exists (Node's parser, timeouts): answered on the socket in faultline's shape,
+ * then the connection is closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, opts: AppOptions): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'request_timeout', 'the request did not arrive in time (server.headers_timeout_ms / server.request_timeout_ms)']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'headers_too_large', 'the request headers are larger than the limit (16 KiB)']
+        : [400, 'bad_request', `malformed HTTP request (${err.code ?? err.message})`];
+  opts.metrics.badRequests.inc({ endpoint: 'unmatched', code });
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable)
+    socket.write(`HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.destroy();
 }
 
 /** A small fixed label set for metrics: the route pattern, never the raw URL. */

@@ -32,8 +32,20 @@ export const ServerSchema = z
     max_body_bytes: bytes.default(16 * 1024 * 1024),
     /** Largest request body after gzip decompression: the guard against gzip bombs. */
     max_decompressed_bytes: bytes.default(64 * 1024 * 1024),
+    /** A client must send all its request headers within this (slow clients, slowloris). */
+    headers_timeout_ms: z.number().int().min(100).default(10_000),
+    /** ... and the whole request, body included, within this. */
+    request_timeout_ms: z.number().int().min(100).default(60_000),
+    /** A connection with no traffic either way for this long is closed. */
+    idle_timeout_ms: z.number().int().min(100).default(120_000),
+    /** An idle keep-alive connection waits this long for its next request (above load balancers' 60 s). */
+    keep_alive_timeout_ms: z.number().int().min(100).default(72_000),
   })
-  .strict();
+  .strict()
+  .refine((s) => s.headers_timeout_ms <= s.request_timeout_ms, {
+    path: ['headers_timeout_ms'],
+    message: 'headers_timeout_ms must not exceed request_timeout_ms (the headers are part of the request)',
+  });
 
 export const StoreSchema = z
   .object({
