@@ -163,8 +163,7 @@ export class FaultlineServer {
       async () => {
         writer.storeIsReady();
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
-        await restoreDetector(detector, store, new FaultReader(store), rules.current, log);
-        await this.startEscalation(store, silences, detector);
+        await this.startEscalation(store, silences, detector, () => restoreDetector(detector, store, new FaultReader(store), rules.current, log));
         detector.start();
         await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
         checkMonitor.start();
@@ -209,17 +208,20 @@ export class FaultlineServer {
     }
   }
 
-  private async startEscalation(store: Store, silences: Silences, detector: Detector): Promise<void> {
+  /** Escalation listens before detection state is rebuilt: a fault decided at start (an exit while faultline was down) is acted on too. */
+  private async startEscalation(store: Store, silences: Silences, detector: Detector, restoreDetection: () => Promise<void>): Promise<void> {
     await silences.load();
     const sink: EventSink = {
       enqueue: (events) => (this.deliverer ? this.deliverer.enqueue(events) : Promise.reject(new Error('no webhook deliverer configured'))),
     };
     const escalator = new Escalator(this.config.escalation, sink, silences, store, this.log);
-    await escalator.restore(detector.open.values());
+    escalator.holdUntilRestored();
     detector.openedListeners.push((f) => escalator.opened(f));
     detector.resolvedListeners.push((f) => escalator.resolved(f));
     detector.newSignatureListeners.push((sig, first) => escalator.newSignature(sig, first));
     detector.recurrenceListeners.push((f, before) => void escalator.recurred(f, before));
+    await restoreDetection();
+    await escalator.restore(detector.open.values());
     this.escalationTimer = setInterval(() => escalator.tick(), 250);
     this.escalationTimer.unref();
     this.escalator = escalator;

@@ -75,6 +75,20 @@ export class Escalator {
     return this.budgets.get(supervisor)?.left(this.now()) ?? 0;
   }
 
+  /** Events that arrived before restore() finished, in order (undefined: none are held). */
+  private backlog?: (() => void)[];
+
+  /** Until restore() finishes, events wait: a fault found while faultline starts is acted on with budgets and actions back. */
+  holdUntilRestored(): void {
+    this.backlog ??= [];
+  }
+
+  private waitsForRestore(run: () => void): boolean {
+    if (!this.backlog) return false;
+    this.backlog.push(run);
+    return true;
+  }
+
   /** Knows an open fault without acting on it (restored at start: its action was taken before). */
   track(f: Fault): void {
     this.open.set(f.id, f);
@@ -82,6 +96,7 @@ export class Escalator {
 
   /** A fault opened: supervise it, and notify (unless muted). */
   opened(f: Fault): void {
+    if (this.waitsForRestore(() => this.opened(f))) return;
     this.open.set(f.id, f);
     this.countFlap(f);
     const placed = this.tree.workerFor(f);
@@ -95,6 +110,7 @@ export class Escalator {
   }
 
   resolved(f: Fault): void {
+    if (this.waitsForRestore(() => this.resolved(f))) return;
     this.open.delete(f.id);
     this.held.delete(f.id);
     this.countFlap(f);
@@ -204,6 +220,7 @@ export class Escalator {
 
   /** A cause never seen before: told to the receivers its first fault routes to (not grouped, once). */
   newSignature(sig: { fingerprint: string; kind: string; title: string; cause: string }, first: Fault): void {
+    if (this.waitsForRestore(() => this.newSignature(sig, first))) return;
     if (!this.config.routes) return;
     const labels = labelsOf(first, { escalated: 'false' });
     if (this.muted(first, labels)) return;
@@ -219,6 +236,7 @@ export class Escalator {
    * once per regression: the event id derives from the signature and what the regression is.
    */
   async recurred(f: Fault, before: SignatureHistory): Promise<void> {
+    if (this.waitsForRestore(() => void this.recurred(f, before))) return;
     if (!this.config.routes) return;
     const facts = await this.signatures.regressionFacts(f.signature).catch((err) => {
       this.log.error('cannot read a signature to tell whether it regressed', { signature: f.signature, error: err });
@@ -308,6 +326,16 @@ export class Escalator {
    * one whose fault was resolved meanwhile succeeded.
    */
   async restore(open: Iterable<Fault> = []): Promise<void> {
+    try {
+      await this.restoreActions(open);
+    } finally {
+      const backlog = this.backlog ?? [];
+      this.backlog = undefined;
+      backlog.forEach((run) => run());
+    }
+  }
+
+  private async restoreActions(open: Iterable<Fault>): Promise<void> {
     for (const f of open) this.track(f);
     const rows = await this.store.query<ActionRow>(
       // States only move forward (pending < sent < succeeded/failed): the state breaks a tie of times.

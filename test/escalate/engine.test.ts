@@ -246,6 +246,18 @@ describe('escalation engine', () => {
     assert.equal([...e2.actions.values()].find((a) => a.supervisor === 'sup')!.state, 'failed');
   });
 
+  it('at start, a fault found while state is rebuilt waits for it, then is acted on', async () => {
+    take();
+    const tree = EscalationSchema.parse({ supervision: { name: 'boot', endpoint: 'agent', children: [{ name: 'early', match: { service: 'early' } }] } });
+    const starting = new Escalator(tree, { enqueue: async (events) => void sent.push(...events) }, silences, store, createLogger('error'), () => now);
+    starting.holdUntilRestored();
+    const f = fault({ service: 'early', instance: 'e-1' });
+    starting.opened(f); // an exit decided while detection state is rebuilt
+    assert.deepEqual(take(), [], 'held until escalation has its own state back');
+    await starting.restore([f]);
+    assert.deepEqual(take('supervisor.action').map((e) => (e.data.action as { supervisor: string }).supervisor), ['boot']);
+  });
+
   it('after a restart: a sent action keeps its deadline, a pending one is sent, budgets stay spent', async () => {
     take();
     const tree = EscalationSchema.parse({
