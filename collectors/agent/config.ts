@@ -70,6 +70,8 @@ export const AgentFileSchema = z
     settle: DurationSchema.prefault('1s'),
     /** How long a program may take to stop after SIGTERM before it is killed. */
     stop_timeout: DurationSchema.prefault('10s'),
+    /** Keeps the ids of webhooks taken on across restarts (JSON lines); without it they live in memory. */
+    state_file: z.string().min(1).optional(),
     /** The systemctl to run (a name looked up in PATH, or a path). */
     systemctl: z.string().min(1).default('systemctl'),
     programs: z.array(ProgramSchema).default([]),

@@ -61,11 +61,21 @@ export async function main(argv: string[]): Promise<number> {
   const units = config.units.map((u) => new Unit(u, { systemctl: config.systemctl, host: config.host, log }));
   const managed: Managed[] = [...programs, ...units];
   const reporter = new ResultReporter({ faultline: config.faultline, token: config.token, log });
+  let ledger: Ledger;
+  try {
+    ledger = new Ledger({
+      file: config.state_file,
+      onError: (err) => log.error('cannot write the state file: webhook ids are remembered in memory only from now on', { file: config.state_file, error: err }),
+    });
+  } catch (err) {
+    log.error('cannot start', { reason: (err as Error).message });
+    return 1;
+  }
 
   const app = agentServer({
     keys: config.secrets.map((s) => webhookKey(s)!),
     toleranceMs: config.tolerance,
-    ledger: new Ledger(),
+    ledger,
     managed,
     log,
     version: version(),

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { carryOut, select, type ActionEvent } from '../../collectors/agent/actions.js';
@@ -134,7 +134,7 @@ describe('agent: what an action acts on', () => {
 
 describe('agent: replay ledger', () => {
   it('keeps outcomes by webhook id, bounded in count and age', () => {
-    const l = new Ledger(2, 1000);
+    const l = new Ledger({ maxEntries: 2, maxAgeMs: 1000 });
     l.set('a', { state: 'succeeded', message: '', at: 0 });
     l.set('b', { state: 'failed', message: '', at: 10 });
     assert.equal(l.get('a')?.state, 'succeeded');
@@ -143,6 +143,31 @@ describe('agent: replay ledger', () => {
     l.set('d', { state: 'accepted', message: '', at: 1015 });
     assert.equal(l.get('b'), undefined, 'too old');
     assert.equal(l.get('c')?.state, 'accepted');
+  });
+
+  it('with a file, remembers across restarts; one taken on but never finished counts as interrupted; compacts', () => {
+    const dir = tempDir('faultline-ledger-');
+    try {
+      const file = join(dir, 'agent.state');
+      const first = new Ledger({ file, maxEntries: 3 });
+      first.set('done', { state: 'accepted', message: 'restart accepted', action: 'act_1', at: 1 });
+      first.set('done', { state: 'running', message: 'restart under way', action: 'act_1', at: 2 });
+      first.set('done', { state: 'succeeded', message: 'restart: program api: restarted', action: 'act_1', at: 3 });
+      first.set('cut', { state: 'accepted', message: 'stop accepted', action: 'act_2', at: 4 });
+      writeFileSync(file, `${readFileSync(file, 'utf8')}{"id":"half`);
+      const second = new Ledger({ file, maxEntries: 3 });
+      assert.deepEqual(second.get('done'), { state: 'succeeded', message: 'restart: program api: restarted', action: 'act_1', at: 3 });
+      assert.equal(second.get('cut')?.state, 'failed');
+      assert.match(second.get('cut')?.message ?? '', /^interrupted: the agent stopped/);
+      for (let i = 0; i < 10; i++) second.set(`n${i}`, { state: 'ignored', message: '', at: 10 + i });
+      const lines = readFileSync(file, 'utf8').trim().split('\n').length;
+      assert.ok(lines <= 6, `compacted to at most twice the bound (${lines} lines)`);
+      const third = new Ledger({ file, maxEntries: 3 });
+      assert.equal(third.get('n9')?.state, 'ignored');
+      assert.equal(third.get('done'), undefined, 'past the bound');
+    } finally {
+      removeDir(dir);
+    }
   });
 });
 

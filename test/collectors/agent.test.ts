@@ -137,6 +137,7 @@ describe('faultline agent', () => {
         `faultline: ${fl.http}`,
         `otlp_endpoint: ${fl.otlpHttp}`,
         'settle: 500ms',
+        `state_file: ${join(dir, 'agent.state')}`,
         'stop_timeout: 3s',
         'programs:',
         // Crashes once (a TypeError after 1.5 s), then runs healthy: what a restart should fix.
@@ -268,6 +269,9 @@ describe('faultline agent', () => {
     assert.match((await outcome(nobody, 'act_nobody')).message ?? '', /nothing to act on: pg: nothing managed here matches \{service: postgres\}/);
     assert.equal(calls().length, 4, 'systemctl ran for the broken unit only, not for the unknown action');
 
+    const opened = await post(JSON.stringify({ schema: 'faultline.webhook/v1', id: 'evt_opened', type: 'fault.opened', action: null, fault: { id: 'f', kind: 'crash' } }), { id: 'evt_opened' });
+    assert.equal(opened.status, 200);
+    assert.equal(opened.body.state, 'ignored', 'a notification is not an action');
     const bad = await post('{"type": 42}', { id: 'act_bad' });
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error?.code, 'bad_payload');
@@ -344,5 +348,8 @@ describe('faultline agent', () => {
     });
     assert.deepEqual(alive, [], 'no program left running');
     assert.match(agentLog, /agent stopped/);
+    // What a restarted agent would answer a replay with.
+    const kept = readFileSync(join(dir, 'agent.state'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { id: string; state: string });
+    assert.ok(kept.some((e) => e.id === 'act_restart_worker' && e.state === 'succeeded'));
   });
 });
