@@ -11,6 +11,7 @@ import { RulesManager } from './rules/index.js';
 import { Escalator, Silences, escalationRoutes, type EventSink } from './escalate/index.js';
 import { Deliverer, deliveryRoutes } from './deliver/index.js';
 import type { Config } from './config/index.js';
+import { CheckSchema } from './config/schema.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
 import { otlpHttpRoutes } from './ingest/otlp/http.js';
@@ -191,7 +192,7 @@ export class FaultlineServer {
         const report = await migrate(store, this.config.store.retention_days);
         if (report.applied.length) this.log.info('migrations applied', { applied: report.applied.join(',') });
         if (report.retentionChanged.length) this.log.info('retention changed', { tables: report.retentionChanged.join(',') });
-        await checks.load(store);
+        await checks.load(store, (c) => this.checkMonitor && c.input && defineStoredCheck(this.checkMonitor, c.input, this.log));
         if (attempt > 1) this.log.info('store ready', { attempts: attempt });
         return;
       } catch (err) {
@@ -285,6 +286,13 @@ export class FaultlineServer {
     await this.store?.close();
     this.log.info('faultline stopped');
   }
+}
+
+/** A check made through the API, read back from the store; one that no longer validates is skipped, loudly. */
+function defineStoredCheck(monitor: CheckMonitor, input: Record<string, unknown>, log: Logger): void {
+  const spec = CheckSchema.safeParse(input);
+  if (spec.success) monitor.define(spec.data, 0);
+  else log.error('a check created through the API no longer validates; it is not scheduled', { slug: String(input.slug), error: spec.error.issues[0]?.message });
 }
 
 async function listen(app: FastifyInstance, host: string, port: number): Promise<number> {

@@ -4,7 +4,16 @@ import { describeSchedule, type CheckMonitor, type CheckView } from '../detect/c
 import { savePause } from '../detect/check-store.js';
 import type { CheckRegistry } from '../ingest/ping/checks.js';
 import type { Store } from '../store/index.js';
+import { checkAdminRoutes } from './check-admin.js';
 import { defineRoute, type RouteTable } from './route.js';
+import { checkRuns, type PingRecord } from './runs.js';
+
+const PingsQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    before: z.iso.datetime({ offset: true }).optional().describe('pings strictly older than this time (paging)'),
+  })
+  .strict();
 
 const SLUG = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
 
@@ -54,6 +63,46 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
     return checkView(info.slug, info.name, info.source, deps.monitor.view(slug));
   };
   const tags = ['checks'];
+  checkAdminRoutes(table, { registry: deps.registry, monitor: deps.monitor, show, known });
+
+  const pings = (slug: string, limit: number, before?: string) =>
+    deps.store.query<PingRecord>(
+      `SELECT toUnixTimestamp64Milli(ts) AS at, toString(kind) AS kind, exit_code, rid, method, source_ip,
+              rightUTF8(body, 4000) AS body, body_bytes, body_truncated
+       FROM ${deps.store.database}.pings WHERE check = {slug:String} ${before ? 'AND ts < parseDateTime64BestEffort({before:String}, 3)' : ''}
+       ORDER BY ts DESC LIMIT {limit:UInt32}`,
+      { slug, limit, before: before ?? '' },
+    );
+
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/v1/checks/:slug/pings', summary: "A check's pings, newest first, with each run's log", tags, scope: 'read', params: SlugParams, query: PingsQuery },
+    async ({ params, query }) => {
+      known(params.slug);
+      const list = await pings(params.slug, query.limit, query.before);
+      return { pings: list.map((p) => ({ ...p, at: new Date(Number(p.at)).toISOString() })) };
+    },
+  );
+
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/checks/:slug/runs',
+      summary: "A check's runs (start and finish paired by run id), newest first",
+      description: 'outcome: success, fail, exit_code, running (started, no finish yet), unfinished (a later start came first).',
+      tags,
+      scope: 'read',
+      params: SlugParams,
+      query: PingsQuery,
+    },
+    async ({ params, query }) => {
+      known(params.slug);
+      // Runs are paired from the pings oldest first; a few more pings than runs asked for.
+      const list = await pings(params.slug, Math.min(query.limit * 2 + 1, 2000), query.before);
+      return { runs: checkRuns(list.reverse()).reverse().slice(0, query.limit) };
+    },
+  );
 
   defineRoute(table, { method: 'GET', url: '/api/v1/checks', summary: 'Every check with its schedule and state', tags, scope: 'read' }, async () => ({
     checks: deps.registry

@@ -38,8 +38,8 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
        FROM ${db}.logs WHERE ${target} AND ${range} ORDER BY ts DESC LIMIT ${MAX_LOGS}`),
     q(`SELECT id, argMax(supervisor, updated_at) AS supervisor, argMax(action, updated_at) AS action, argMax(strategy, updated_at) AS strategy,
               argMax(children, updated_at) AS children, argMax(state, updated_at) AS state, argMax(detail, updated_at) AS detail,
-              argMax(budget_left, updated_at) AS budget_left, toString(min(created_at)) AS created_at, toString(max(updated_at)) AS updated_at
-       FROM ${db}.actions WHERE fault_id = {fid:String} GROUP BY id ORDER BY created_at`),
+              argMax(budget_left, updated_at) AS budget_left, toString(min(created_at)) AS created, toString(max(updated_at)) AS updated
+       FROM ${db}.actions WHERE fault_id = {fid:String} GROUP BY id ORDER BY created`),
     deliveriesOf(store, f),
     f.check
       ? store.query(
@@ -60,7 +60,7 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
     logs: logs.reverse(),
     pings: pings.reverse(),
     rule: { id: f.ruleId, version: f.rulesVersion, active: rules.current.version === f.rulesVersion, definition: rule },
-    actions: actions.map((a) => ({ ...a, children: JSON.parse(String(a.children || '[]')) as unknown, budget_left: Number(a.budget_left) })),
+    actions: actions.map(({ created, updated, ...a }) => ({ ...a, children: JSON.parse(String(a.children || '[]')) as unknown, budget_left: Number(a.budget_left), created_at: created, updated_at: updated })),
     deliveries,
   };
 }
@@ -84,7 +84,7 @@ async function spansOf(store: Store, exceptions: { trace_id: string; span_id: st
 async function deliveriesOf(store: Store, f: Fault) {
   const db = store.database;
   const sent = await store.query<Row & { id: string; endpoint: string }>(
-    `SELECT id, endpoint, type, toString(created_at) AS created_at FROM ${db}.delivery_outbox FINAL
+    `SELECT id, endpoint, type, toString(created_at) AS created FROM ${db}.delivery_outbox FINAL
      WHERE created_at >= fromUnixTimestamp64Milli({from:Int64})
        AND (id IN (SELECT id FROM ${db}.actions WHERE fault_id = {fid:String}) OR position(body, {fid:String}) > 0)
      ORDER BY created_at, endpoint LIMIT 200`,
@@ -99,6 +99,7 @@ async function deliveriesOf(store: Store, f: Fault) {
   const byKey = new Map(states.map((s) => [`${s.endpoint}\u0000${s.id}`, s]));
   return sent.map((d) => {
     const s = byKey.get(`${d.endpoint}\u0000${d.id}`);
-    return { ...d, state: s?.state ?? 'pending', attempts: Number(s?.attempts ?? 0), last_status: Number(s?.last_status) || null, last_error: s?.last_error || null };
+    const { created, ...rest } = d;
+    return { ...rest, created_at: created, state: s?.state ?? 'pending', attempts: Number(s?.attempts ?? 0), last_status: Number(s?.last_status) || null, last_error: s?.last_error || null };
   });
 }

@@ -81,7 +81,7 @@ export const WriterSchema = z
  * ping) or `cron` + `tz` (each run due at the next matching time); either way a run is missed only after
  * `grace` more. A check with neither is never missed, but its failures and overlong runs still count.
  */
-export const CheckSchema = z
+export const CheckFields = z
   .object({
     slug: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,127}$/, 'a slug: lower-case letters, digits, "-", "_", "."'),
     name: z.string().optional(),
@@ -96,16 +96,20 @@ export const CheckSchema = z
     /** Paused checks never raise faults (the API can pause and resume too). */
     paused: z.boolean().default(false),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    const issue = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
-    if (c.period !== undefined && c.cron !== undefined) issue('cron', 'give either period or cron, not both');
-    if (c.tz !== undefined && c.cron === undefined) issue('tz', 'tz applies to a cron schedule only');
-    const cronError = c.cron === undefined ? undefined : cronProblem(c.cron);
-    if (cronError) issue('cron', cronError);
-    const tzError = c.tz === undefined ? undefined : zoneProblem(c.tz);
-    if (tzError) issue('tz', tzError);
-  });
+  .strict();
+
+/** The rules a check's fields obey together (also applied to checks created through the API). */
+export function checkScheduleRules(c: { period?: number; cron?: string; tz?: string }, ctx: z.RefinementCtx): void {
+  const issue = (field: string, message: string) => ctx.addIssue({ code: 'custom', path: [field], message });
+  if (c.period !== undefined && c.cron !== undefined) issue('cron', 'give either period or cron, not both');
+  if (c.tz !== undefined && c.cron === undefined) issue('tz', 'tz applies to a cron schedule only');
+  const cronError = c.cron === undefined ? undefined : cronProblem(c.cron);
+  if (cronError) issue('cron', cronError);
+  const tzError = c.tz === undefined ? undefined : zoneProblem(c.tz);
+  if (tzError) issue('tz', tzError);
+}
+
+export const CheckSchema = CheckFields.superRefine(checkScheduleRules);
 export type CheckConfig = z.infer<typeof CheckSchema>;
 
 export const PingSchema = z

@@ -134,6 +134,23 @@ export class CheckMonitor {
     s.lastSuccess = Math.max(s.lastSuccess ?? 0, at);
   }
 
+  /**
+   * Sets a check's schedule (created or changed through the API). A changed schedule is judged from `at`
+   * on: runs it would have missed before the change do not count.
+   */
+  define(spec: CheckConfig, at = this.now()): void {
+    const s = this.state(spec.slug, spec);
+    s.spec = spec;
+    s.dueCache = undefined;
+    s.judgedSince = Math.max(s.judgedSince, at);
+  }
+
+  /** Forgets a deleted check: its open faults are resolved and nothing more is judged for it. */
+  forget(slug: string, at = this.now()): void {
+    this.checks.delete(slug);
+    for (const f of [...this.detector.open.values()]) if (f.check === slug) this.detector.resolveById(f.id, at, `check ${slug} was deleted`);
+  }
+
   pause(slug: string, at: number): void {
     this.state(slug).pausedAt = at;
   }

@@ -67,10 +67,10 @@ describe('OpenAPI document', () => {
         .filter((r) => r.method !== 'HEAD' && isApi(r.url))
         .map((r) => `${r.method} ${r.url.replace(/:(\w+)/g, '{$1}')}`),
     );
-    assert.ok(served.size >= 35, `routes found: ${served.size}`);
+    assert.ok(served.size >= 40, `routes found: ${served.size}`);
     assert.deepEqual([...served].filter((r) => !documented.has(r)), [], 'served but not documented');
     assert.deepEqual([...documented].filter((r) => !served.has(r)), [], 'documented but not served');
-    for (const r of ['GET /api/v1/supervision', 'GET /api/v1/rules', 'GET /api/v1/targets/{service}/{instance}', 'POST /v1/traces'])
+    for (const r of ['GET /api/v1/supervision', 'GET /api/v1/rules', 'POST /api/v1/checks', 'DELETE /api/v1/checks/{slug}', 'GET /api/v1/checks/{slug}/runs', 'GET /api/v1/targets/{service}/{instance}', 'POST /v1/traces'])
       assert.ok(documented.has(r), `${r} is documented`);
   });
 

@@ -6,6 +6,8 @@ export interface CheckInfo {
   slug: string;
   name: string;
   source: 'config' | 'auto' | 'api';
+  /** A check made or changed through the API: its fields as given (a `checks[]` entry), re-validated at load. */
+  input?: Record<string, unknown>;
 }
 
 /**
@@ -24,17 +26,25 @@ export class CheckRegistry {
     for (const c of config.checks) this.checks.set(c.slug, { slug: c.slug, name: c.name ?? c.slug, source: 'config' });
   }
 
-  /** Adds the checks created earlier (kept in the store) and records the config's checks there. */
-  async load(store: Store): Promise<void> {
+  /**
+   * Adds the checks created earlier (kept in the store) and records the config's checks there. `schedule`
+   * is told of each check made through the API before that check becomes visible.
+   */
+  async load(store: Store, schedule?: (info: CheckInfo) => void): Promise<void> {
     const config = this.config;
     const stored = new Map<string, CheckInfo>();
-    const rows = await store.query<CheckInfo & { deleted: boolean }>(
-      `SELECT slug, argMax(name, updated_at) AS name, argMax(source, updated_at) AS source, argMax(deleted, updated_at) AS deleted
+    const rows = await store.query<CheckInfo & { deleted: boolean; spec: string }>(
+      `SELECT slug, argMax(name, updated_at) AS name, argMax(source, updated_at) AS source, argMax(deleted, updated_at) AS deleted,
+              argMax(spec, updated_at) AS spec
        FROM ${store.database}.checks GROUP BY slug`,
     );
     for (const r of rows) {
-      if (r.deleted) continue;
-      stored.set(r.slug, { slug: r.slug, name: r.name, source: r.source });
+      if (r.deleted) {
+        if (this.checks.get(r.slug)?.source !== 'config') this.checks.delete(r.slug);
+        continue;
+      }
+      stored.set(r.slug, { slug: r.slug, name: r.name, source: r.source, ...(r.spec ? { input: JSON.parse(r.spec) as Record<string, unknown> } : {}) });
+      if (r.spec && !config.checks.some((c) => c.slug === r.slug)) schedule?.(stored.get(r.slug)!);
       if (!this.checks.has(r.slug)) this.checks.set(r.slug, stored.get(r.slug)!);
     }
     for (const c of config.checks) {
@@ -52,17 +62,30 @@ export class CheckRegistry {
     return [...this.checks.values()];
   }
 
+  get(slug: string): CheckInfo | undefined {
+    return this.checks.get(slug);
+  }
+
   /** Creates (or re-creates) a check; concurrent first pings of one slug share one write. */
-  create(slug: string, source: CheckInfo['source'], name = slug): Promise<void> {
+  create(slug: string, source: CheckInfo['source'], name = slug, input?: Record<string, unknown>): Promise<void> {
     const pending = this.creating.get(slug);
     if (pending) return pending;
+    const spec = input ? JSON.stringify(input) : '';
     const write = this.pipeline
-      .rows(new Map([['checks', [{ slug, name, source, deleted: false, updated_at: Date.now() }]]]))
+      .rows(new Map([['checks', [{ slug, name, source, deleted: false, spec, updated_at: Date.now() }]]]))
       .then(() => {
-        this.checks.set(slug, { slug, name, source });
+        this.checks.set(slug, { slug, name, source, ...(input ? { input } : {}) });
       })
       .finally(() => this.creating.delete(slug));
     this.creating.set(slug, write);
     return write;
+  }
+
+  /** Deletes a check (a row that says so, durable before this resolves); its pings stay in the store. */
+  async remove(slug: string): Promise<void> {
+    await this.creating.get(slug);
+    const info = this.checks.get(slug);
+    await this.pipeline.rows(new Map([['checks', [{ slug, name: info?.name ?? slug, source: info?.source ?? 'api', deleted: true, spec: '', updated_at: Date.now() }]]]));
+    this.checks.delete(slug);
   }
 }
