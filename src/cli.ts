@@ -102,7 +102,9 @@ async function runMigrate(config: Config, log: ReturnType<typeof createLogger>, 
 
 async function runServe(config: Config, log: ReturnType<typeof createLogger>): Promise<void> {
   const { FaultlineServer } = await import('./server.js');
+  const { SystemdNotifier } = await import('./systemd/index.js');
   const server = new FaultlineServer(config, log);
+  const systemd = new SystemdNotifier(log);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
@@ -110,6 +112,7 @@ async function runServe(config: Config, log: ReturnType<typeof createLogger>): P
       process.exit(130);
     }
     stopping = true;
+    systemd.stopping();
     log.info('shutting down: flushing the write-ahead log to the store', { signal });
     server.shutdown().then(
       () => process.exit(0),
@@ -122,7 +125,8 @@ async function runServe(config: Config, log: ReturnType<typeof createLogger>): P
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   try {
-    await server.start();
+    const ports = await server.start();
+    systemd.ready(`listening: http ${ports.http}, otlp/http ${ports.otlpHttp}, otlp/grpc ${ports.otlpGrpc}`);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const reason = e.code === 'EADDRINUSE' ? `a port is already in use (${e.message}); set another with FAULTLINE_*_PORT` : e.message;
