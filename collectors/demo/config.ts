@@ -85,7 +85,10 @@ export function agentConfig(o: { ports: Ports; secret: string; speed: number; t0
   return {
     listen: `127.0.0.1:${o.ports.agent}`,
     faultline: `http://127.0.0.1:${o.ports.http}`,
+    otlp_endpoint: `http://127.0.0.1:${o.ports.otlp}`,
     secrets: [o.secret],
+    // A deadlocked process ignores SIGTERM: the agent kills it after this long.
+    stop_timeout: '2s',
     programs: FLEET.map((p) => ({
       name: p.name,
       service: p.service,
@@ -97,12 +100,12 @@ export function agentConfig(o: { ports: Ports; secret: string; speed: number; t0
         DEMO_T0: String(o.t0),
         DEMO_SPEED: String(o.speed),
         DEMO_PAYMENTS_PORT: String(o.ports.payments),
-        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${o.ports.otlp}`,
         FAULTLINE_HEARTBEAT_INTERVAL_MS: String(HEARTBEAT_MS),
         ...(p.host ? { OTEL_RESOURCE_ATTRIBUTES: `host.name=${p.host}` } : {}),
       },
       // Restarts are the supervisors' decisions, carried out by the agent: the wrapper does not restart.
       restart: 'no' as const,
+      run_args: ['--interval', `${HEARTBEAT_MS}ms`],
     })),
   };
 }

@@ -6,7 +6,6 @@ import { createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../../src/paths.js';
 import { startGroup, type Managed } from './processes.js';
-import type { AgentConfig } from './config.js';
 import { CRON, CRON_CHECK, scaled, type MischiefKind } from './schedule.js';
 
 export const CLI = join(packageRoot, 'dist', 'src', 'cli.js');
@@ -59,17 +58,13 @@ export async function waitReady(http: string, timeoutMs = 90_000): Promise<void>
   throw new Error(`faultline's store was not ready within ${timeoutMs / 1000} s`);
 }
 
-/** Runs each program of the agent's config directly under `faultline run` (until the agent is here). */
-export function startPrograms(config: AgentConfig, logFile: string): Managed[] {
+/** Runs `faultline agent`, which starts the fleet under `faultline run` and carries out supervisor actions. */
+export function startAgent(configFile: string, logFile: string): Managed {
+  const m = startGroup('agent', process.execPath, [CLI, 'agent', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile, { flags: 'a' });
-  return config.programs.map((p) => {
-    const m = startGroup(p.name, process.execPath, [CLI, 'run', '--service', p.service, '--instance', p.instance, '--interval', '500ms', '--', ...p.command], {
-      env: { ...process.env, ...p.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    for (const stream of [m.proc.stdout!, m.proc.stderr!]) stream.on('data', (d: Buffer) => log.write(d));
-    return m;
-  });
+  for (const stream of [m.proc.stdout!, m.proc.stderr!]) stream.on('data', (d: Buffer) => log.write(d));
+  void m.exited.then(() => log.end());
+  return m;
 }
 
 /** One run of the cron job under `faultline run --check`, in the way the schedule says. */

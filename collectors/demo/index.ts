@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import { agentConfig, checkFaultlineConfig, faultlineConfig, type Ports } from './config.js';
-import { runCronJob, SERVICE, startFaultline, startPrograms, waitReady } from './fleet.js';
+import { runCronJob, SERVICE, startAgent, startFaultline, waitReady } from './fleet.js';
 import { HELP, parseDemoArgs, UsageError, type DemoOptions } from './options.js';
 import { listenForPeople } from './people.js';
 import { ProcessTree, type Managed } from './processes.js';
@@ -86,7 +86,10 @@ export async function main(argv: string[]): Promise<number> {
 
   let code = 0;
   try {
-    people = await listenForPeople(opts.peoplePort, secret, (n) => say('people', `${n.type}: ${n.title}`));
+    // Opened and escalated faults are told as they come; resolutions and new signatures only counted.
+    people = await listenForPeople(opts.peoplePort, secret, (n) => {
+      if (n.type === 'fault.opened' || n.type === 'fault.escalated') say('people', `${n.type === 'fault.escalated' ? 'paged' : 'told'}: ${n.title}`);
+    });
     const ports: Ports = {
       http: opts.httpPort,
       otlp: opts.otlpPort,
@@ -114,7 +117,9 @@ export async function main(argv: string[]): Promise<number> {
     const agentFile = join(dir, 'agent.yaml');
     writeFileSync(agentFile, `# faultline agent's configuration for the demo (written by npm run demo)\n${stringify(agent)}`);
     const fleetLog = join(dir, 'fleet.log');
-    managed.push(...startPrograms(agent, fleetLog));
+    const agentProcess = startAgent(agentFile, fleetLog);
+    managed.push(agentProcess);
+    void agentProcess.exited.then(() => wake('the agent exited'));
     tree.remember();
     timers.push(setInterval(() => tree.remember(), 1000));
 
@@ -155,14 +160,14 @@ export async function main(argv: string[]): Promise<number> {
       setTimeout(() => {
         const missing = w.missingKinds();
         say('summary', `fault kinds seen: ${[...w.tally.kinds].sort().join(', ')}${missing.length ? ` (not yet: ${missing.join(', ')})` : ' — every kind'}`);
-        say('summary', `supervisor actions: ${w.tally.actions} (${w.tally.succeeded} succeeded), escalations to root: ${w.tally.escalations}, notifications to people: ${people?.received.length ?? 0}`);
+        say('summary', `supervisor actions: ${w.tally.actions} (${w.tally.succeeded} succeeded), escalations to root: ${w.tally.escalations}, notifications to people: ${people?.received.length ?? 0} (${people?.received.filter((n) => n.type === 'signature.new').length ?? 0} new signatures)`);
         say('summary', `the story is over; the fleet keeps running — browse ${fl.http}/ and press Ctrl-C to stop`);
       }, t0 + scaled(STORY_SECONDS, opts.speed) - Date.now()),
     );
 
     const reason = await stopped;
-    if (reason === 'faultline exited') {
-      say('stop', `faultline exited unexpectedly; see ${join(dir, 'faultline.log')}`);
+    if (reason === 'faultline exited' || reason === 'the agent exited') {
+      say('stop', `${reason} unexpectedly; see ${join(dir, reason === 'faultline exited' ? 'faultline.log' : 'fleet.log')}`);
       code = 1;
     }
   } catch (err) {

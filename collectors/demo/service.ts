@@ -149,12 +149,12 @@ switch (role) {
     setInterval(() => {
       internal('POST /orders', () => orderTotal({ id: ++n, items: [{ price: 20 }], discount: { percent: 10 } }));
       void call('payments', paymentsUrl);
-    }, 50);
+    }, 100);
     break;
   }
   case 'worker': {
     let n = 0;
-    setInterval(() => internal('process job', () => validateJob({ id: ++n, amount: failing && n % 5 !== 0 ? -1 : 5 })), 50);
+    setInterval(() => internal('process job', () => validateJob({ id: ++n, amount: failing && n % 5 !== 0 ? -1 : 5 })), 100);
     break;
   }
   default:
