@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { z } from 'zod';
 import { ConfigSchema } from '../../src/config/index.js';
 import { packageRoot } from '../../src/paths.js';
+import { AgentFileSchema } from '../agent/config.js';
 import { CRON, CRON_CHECK, FLEET, ROOT_DEADLINE_S, scaled } from './schedule.js';
 
 export interface Ports {
@@ -81,7 +82,7 @@ export function faultlineConfig(o: { dataDir: string; ports: Ports; secret: stri
 }
 
 /** The agent's programs: the fleet, each a demo service started through `faultline run`. */
-export function agentConfig(o: { ports: Ports; secret: string; speed: number; t0: number; node: string; service: string }) {
+export function agentConfig(o: { ports: Ports; secret: string; speed: number; t0: number; node: string; service: string }): AgentConfig {
   return {
     listen: `127.0.0.1:${o.ports.agent}`,
     faultline: `http://127.0.0.1:${o.ports.http}`,
@@ -110,10 +111,10 @@ export function agentConfig(o: { ports: Ports; secret: string; speed: number; t0
   };
 }
 
-export type AgentConfig = ReturnType<typeof agentConfig>;
+export type AgentConfig = z.input<typeof AgentFileSchema> & { programs: { name: string }[] };
 
-/** Validates the generated faultline config with faultline's own schema: a mistake here fails at once. */
-export function checkFaultlineConfig(config: z.input<typeof ConfigSchema>): void {
-  const result = ConfigSchema.safeParse(config);
-  if (!result.success) throw new Error(`the demo's faultline config is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+/** Validates the generated configs with faultline's and the agent's own schemas: a mistake here fails at once. */
+export function checkConfigs(faultline: z.input<typeof ConfigSchema>, agent: AgentConfig): void {
+  for (const [what, result] of [['faultline', ConfigSchema.safeParse(faultline)], ['agent', AgentFileSchema.safeParse(agent)]] as const)
+    if (!result.success) throw new Error(`the demo's ${what} config is invalid: ${result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
 }

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { agentConfig, checkFaultlineConfig, faultlineConfig, type Ports } from './config.js';
+import { agentConfig, checkConfigs, faultlineConfig, type Ports } from './config.js';
 import { runCronJob, SERVICE, startAgent, startFaultline, waitReady } from './fleet.js';
 import { HELP, parseDemoArgs, UsageError, type DemoOptions } from './options.js';
 import { listenForPeople } from './people.js';
@@ -99,7 +99,8 @@ export async function main(argv: string[]): Promise<number> {
       payments: opts.paymentsPort || (await freePort()),
     };
     const flConfig = faultlineConfig({ dataDir: join(dir, 'data'), ports, secret, speed: opts.speed });
-    checkFaultlineConfig(flConfig);
+    // Checked before anything starts (the agent's again once faultline's real ports are known).
+    checkConfigs(flConfig, agentConfig({ ports, secret, speed: opts.speed, t0: Date.now(), node: process.execPath, service: SERVICE }));
     const flConfigFile = join(dir, 'faultline.yaml');
     writeFileSync(flConfigFile, `# faultline's configuration for the demo (written by npm run demo)\n${stringify(flConfig)}`);
 
@@ -114,6 +115,7 @@ export async function main(argv: string[]): Promise<number> {
 
     t0 = Date.now() + LEAD_MS;
     const agent = agentConfig({ ports, secret, speed: opts.speed, t0, node: process.execPath, service: SERVICE });
+    checkConfigs(flConfig, agent);
     const agentFile = join(dir, 'agent.yaml');
     writeFileSync(agentFile, `# faultline agent's configuration for the demo (written by npm run demo)\n${stringify(agent)}`);
     const fleetLog = join(dir, 'fleet.log');

@@ -120,7 +120,9 @@ describe('npm run demo', () => {
       processTree(demo.pid!).forEach((start, pid) => seen.set(pid, start));
       demo.kill('SIGINT');
     }
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 45_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([exited, new Promise<string>((r) => (timer = setTimeout(() => r('still running'), 45_000)))]);
+    clearTimeout(timer);
     assert.equal(code, 0, `the demo stopped cleanly:\n${out.slice(-3000)}`);
     assert.match(out, /stop\s+done/);
     assert.ok(seen.size >= 8, `faultline, the agent and the fleet were seen (${seen.size} processes)`);
