@@ -64,7 +64,7 @@ export function faultlineConfig(o: { dataDir: string; ports: Ports; secret: stri
             strategy: 'rest_for_one',
             intensity: 4,
             period: '5m',
-            backoff: { initial: '3s', max: '10s', reset_after: '30s' },
+            backoff: { initial: '5s', max: '10s', reset_after: '15s' },
             deadline: '30s',
             children: [
               { name: 'payments', match: { service: 'payments' } },

@@ -123,6 +123,17 @@ async function call(peer: string, url: string): Promise<void> {
   }
 }
 
+async function untilUp(url: string): Promise<void> {
+  for (;;) {
+    try {
+      await fetch(url, { method: 'POST', signal: AbortSignal.timeout(1000) }).then((r) => r.arrayBuffer());
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 function internal(spanName: string, work: () => void): void {
   const span = collector.tracer.startSpan(spanName, { kind: SpanKind.INTERNAL });
   try {
@@ -146,10 +157,14 @@ switch (role) {
     break;
   case 'api': {
     let n = 0;
-    setInterval(() => {
-      internal('POST /orders', () => orderTotal({ id: ++n, items: [{ price: 20 }], discount: { percent: 10 } }));
-      void call('payments', paymentsUrl);
-    }, 100);
+    // Orders are taken once payments answers: calls failing while the fleet starts would teach faultline
+    // that api's calls usually fail, and its real outage later would not stand out.
+    void untilUp(paymentsUrl).then(() =>
+      setInterval(() => {
+        internal('POST /orders', () => orderTotal({ id: ++n, items: [{ price: 20 }], discount: { percent: 10 } }));
+        void call('payments', paymentsUrl);
+      }, 100),
+    );
     break;
   }
   case 'worker': {
