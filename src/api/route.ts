@@ -72,7 +72,9 @@ export function defineRoute<P extends z.ZodType = typeof Empty, Q extends z.ZodT
     method: spec.method as HTTPMethods | HTTPMethods[],
     url: spec.url,
     onRequest: async (req) => {
-      callers.set(req, auth.require(req, spec.scope));
+      const caller = auth.require(req, spec.scope);
+      if (caller?.via === 'cookie' && req.method !== 'GET' && req.method !== 'HEAD') sameOrigin(req);
+      callers.set(req, caller);
     },
     handler: async (req, reply) => {
       const params = parse(spec.params ?? Empty, req.params, 'path parameters', spec.paramsErrorCode);
@@ -81,6 +83,22 @@ export function defineRoute<P extends z.ZodType = typeof Empty, Q extends z.ZodT
       return handler({ params, query, body, caller: callers.get(req), req, reply } as RouteInput<P, Q, B>);
     },
   });
+}
+
+/**
+ * A change made with the browser's session cookie must come from faultline's own pages: another site's
+ * form cannot borrow the cookie (SameSite=Strict keeps it from most; this refuses what is left).
+ */
+function sameOrigin(req: FastifyRequest): void {
+  const origin = req.headers.origin;
+  if (origin === undefined) return;
+  let host = '';
+  try {
+    host = new URL(origin).host;
+  } catch {
+    // An unparseable Origin is not ours.
+  }
+  if (host !== req.headers.host) throw new FaultlineError('cross_origin', 403, `a change from another origin (${origin}) with the session cookie is refused`);
 }
 
 /** Parses input with a zod schema; a failure is a 400 naming each bad field. */

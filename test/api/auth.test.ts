@@ -102,6 +102,13 @@ describe('API tokens and scopes', () => {
     assert.equal(res.status, 200);
     const admin = await fetch(`${fl.http}/api/v1/silences`, { method: 'POST', headers: { cookie: `faultline_token=${TOKENS.read}` }, body: '{}' });
     assert.equal(admin.status, 403);
+    // A change with the cookie from another site's page is refused; from faultline's own page it goes through.
+    const silence = JSON.stringify({ matchers: { service: 'x' }, ends_at: new Date(Date.now() + 60_000).toISOString(), author: 'a', comment: 'c' });
+    const post = (origin: string) =>
+      fetch(`${fl.http}/api/v1/silences`, { method: 'POST', headers: { cookie: `faultline_token=${TOKENS.admin}`, origin, 'content-type': 'application/json' }, body: silence });
+    const foreign = await post('https://evil.example');
+    assert.deepEqual([foreign.status, ((await foreign.json()) as Json).error.code], [403, 'cross_origin']);
+    assert.equal((await post(fl.http)).status, 201);
   });
 
   it('checks the ingest token on OTLP/HTTP, ping and OTLP/gRPC', async () => {
