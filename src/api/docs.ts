@@ -9,6 +9,9 @@ hb.registerHelper('upper', (s: unknown) => String(s).toUpperCase());
 let template: HandlebarsTemplateDelegate | undefined;
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
+/** Resources people look up most come first; the service's own endpoints last. */
+const TAG_ORDER = ['faults', 'signatures', 'targets', 'traces', 'checks', 'supervision', 'silences', 'deliveries', 'rules', 'ping', 'ingest', 'service'];
+const rank = (tag: string) => (TAG_ORDER.includes(tag) ? TAG_ORDER.indexOf(tag) : TAG_ORDER.length - 1);
 
 /**
  * The human-readable API reference: one self-contained HTML page (inline CSS, no scripts, no external
@@ -45,7 +48,7 @@ export function renderDocs(doc: Json): string {
     version: doc.info.version,
     description: doc.info.description,
     openapi: doc.openapi,
-    groups: [...groups].map(([name, operations]) => ({ name, operations })),
+    groups: [...groups].sort((a, b) => rank(a[0]) - rank(b[0])).map(([name, operations]) => ({ name, operations })),
   });
 }
 

@@ -68,7 +68,7 @@ export class OpenApiRegistry {
         version: opts.version,
         description:
           'Faults, signatures, targets, checks, supervision, silences, deliveries and rules of a faultline instance, plus its ingest endpoints. ' +
-          'Errors share one shape: {"error": {"code", "message"}}. Every operation names the token scope it needs in `x-faultline-scope`.',
+          'Errors share one shape: {"error": {"code", "message"}}. Every operation names the token scope it needs (x-faultline-scope): ingest, read or admin (admin implies read).',
       },
       servers: [{ url: '/', description: 'the HTTP listener (server.http_port)' }],
       tags: [...new Set(this.operations.flatMap((o) => o.tags))].map((name) => ({ name })),
