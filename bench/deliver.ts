@@ -1,6 +1,7 @@
 /**
  * Webhook delivery benchmark: a real Deliverer on the embedded store, a receiver in another process.
- *   1. enqueue → first attempt at the receiver, one event per enqueue at 100/s (target p99 ≤ 2 s);
+ *   1. fault → first attempt at the receiver: faults opened at 100/s through the real escalation engine
+ *      (a supervisor's restart, and a notification on a route without group_wait; target p99 ≤ 2 s);
  *   2. sustained deliveries/s to a local receiver, offered above the target (target ≥ 1,000/s);
  *   3. a healthy endpoint beside one that never answers (timeouts), against the healthy one alone.
  *
@@ -12,6 +13,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigSchema } from '../src/config/schema.js';
 import { Deliverer, WebhooksSchema, type WebhookEvent } from '../src/deliver/index.js';
+import { EscalationSchema, Escalator, Silences, type EventSink } from '../src/escalate/index.js';
+import type { Fault } from '../src/faults/index.js';
 import { createLogger } from '../src/log/index.js';
 import { Registry } from '../src/metrics/index.js';
 import { packageRoot } from '../src/paths.js';
@@ -67,7 +70,8 @@ async function main() {
   const ep = (name: string, path: string, extra: Record<string, unknown> = {}) => ({ name, url: `${base}${path}`, secrets: [SECRET], ...extra });
   const webhooks = WebhooksSchema.parse({
     endpoints: [
-      ep('latency', '/ok'),
+      ep('agent', '/ok'),
+      ep('chat', '/ok'),
       ep('bulk', '/ok', { max_concurrency: 16 }),
       ep('healthy', '/ok'),
       ep('dead', '/hang', { timeout: '2s', backoff: { initial: '100ms', max: '1s' } }),
@@ -111,7 +115,40 @@ async function main() {
     return started;
   }
 
-  async function latencies(started: Map<string, number>, prefix: string, waitMs = 30_000): Promise<{ s: Summary; lastAt: number; missing: number }> {
+  /**
+   * Opens `perSecond` faults a second for `seconds` in an Escalator that acts on each (a restart at once)
+   * and notifies a route without group_wait; returns when each event was caused (the fault's detection).
+   */
+  async function faultsThroughEscalation(sinkTo: Deliverer, on: typeof store, perSecond: number, seconds: number) {
+    const actions = new Map<string, number>();
+    const notifications = new Map<string, number>();
+    const sink: EventSink = {
+      enqueue: (events) => {
+        for (const ev of events) {
+          const at = (ev.data.fault as Fault | undefined)?.detectedAt ?? now();
+          (ev.type === 'supervisor.action' ? actions : notifications).set(ev.id, at);
+        }
+        return sinkTo.enqueue(events as WebhookEvent[]);
+      },
+    };
+    const config = EscalationSchema.parse({
+      supervision: { name: 'shop', endpoint: 'agent', intensity: 1_000_000, backoff: { initial: '0s', max: '0s' }, children: [{ name: 'checkout', match: { service: 'checkout' } }] },
+      routes: { receiver: 'chat', group_by: ['instance'], group_wait: '0s' },
+    });
+    const escalator = new Escalator(config, sink, new Silences(on), on, createLogger('warn'));
+    const timer = setInterval(() => escalator.tick(), 250);
+    const t0 = now();
+    for (let n = 0; now() - t0 < seconds * 1000; n++) {
+      const at = now();
+      escalator.opened(benchFault(`bench-${n}`, at));
+      await sleep(Math.max(0, t0 + ((n + 1) * 1000) / perSecond - now()));
+    }
+    await sleep(500);
+    clearInterval(timer);
+    return { actions, notifications };
+  }
+
+  async function latencies(started: Map<string, number>, prefix: string, waitMs = 30_000): Promise<{ s: Summary; lastAt: number; missing: number; all: number[] }> {
     const until = now() + waitMs;
     let got = await firsts(prefix);
     while (got.size < started.size && now() < until) {
@@ -126,15 +163,19 @@ async function main() {
       lat.push(at - t);
       lastAt = Math.max(lastAt, at);
     }
-    return { s: summarize(lat), lastAt, missing: started.size - lat.length };
+    return { s: summarize(lat), lastAt, missing: started.size - lat.length, all: lat };
   }
 
   console.log('webhook delivery benchmark (embedded store, receiver in another process)');
 
-  // 1. latency at a steady trickle, one event per enqueue as the escalation engine hands them over
-  const l1 = await latencies(await drive(['latency'], 'a-', 100, 5, 1), 'a-latency');
+  // 1. fault → first attempt, through the escalation engine as the server runs it (ticked every 250 ms)
+  const { actions, notifications } = await faultsThroughEscalation(deliverer, store, 100, 5);
+  const la = await latencies(actions, 'act_');
+  const ln = await latencies(notifications, 'ntf_');
+  const l1 = { s: summarize([...la.all, ...ln.all]), missing: la.missing + ln.missing };
   const target1 = 2000;
-  console.log(`  enqueue → first attempt, 100 events/s, 1 per enqueue: p50 ${fmt(l1.s.p50, 1)} p99 ${fmt(l1.s.p99, 1)} max ${fmt(l1.s.max, 1)} ms (${l1.s.count} events)` +
+  console.log(`  fault → first webhook attempt, 100 faults/s through escalation: supervisor.action p50 ${fmt(la.s.p50, 1)} p99 ${fmt(la.s.p99, 1)} ms, ` +
+    `fault.opened (no group_wait) p50 ${fmt(ln.s.p50, 1)} p99 ${fmt(ln.s.p99, 1)} ms (${la.s.count} + ${ln.s.count} events)` +
     ` — target p99 ≤ ${fmt(target1)} ms: p99 is ${fmt(l1.s.p99 / target1, 4)} of the target ${l1.s.p99 <= target1 && !l1.missing ? 'OK' : 'MISSED'}`);
 
   // 2. sustained throughput, offered at 2× the target in batches of 50
@@ -172,6 +213,29 @@ async function main() {
   await store.close();
   rx.kill();
   rmSync(dir, { recursive: true, force: true });
+}
+
+function benchFault(instance: string, at: number): Fault {
+  return {
+    id: `f${instance.padStart(19, '0')}`.slice(-20),
+    kind: 'crash',
+    state: 'open',
+    service: 'checkout',
+    instance,
+    host: 'web-1',
+    version: '1.4.2',
+    check: '',
+    signature: '89abcdef01234567',
+    startedAt: at - 50,
+    detectedAt: at,
+    resolvedAt: null,
+    explanation: `${instance} exited with code 1 after an uncaught TypeError`,
+    evidence: [],
+    causedBy: '',
+    ruleId: 'crash',
+    rulesVersion: 'bench',
+    occurrences: 1,
+  };
 }
 
 main().catch((err) => {

@@ -9,3 +9,4 @@ export { deliveryRoutes, type DeliveryRoutesOptions } from './routes.js';
 export { DeliveryError } from './errors.js';
 export { TemplateError, BUILTIN_TEMPLATES } from './templates.js';
 export { sign, verify, secretKey } from './signing.js';
+export { Rounds } from './rounds.js';

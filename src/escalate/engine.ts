@@ -3,6 +3,7 @@ import type { Fault } from '../faults/model.js';
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
 import { isSupervisor, type EscalationConfig, type Maintenance, type Supervisor, type Worker } from './config.js';
+import { Rounds } from '../deliver/index.js';
 import { previousRun } from '../detect/schedule.js';
 import { regression, SignatureReader, type SignatureHistory } from '../faults/signatures.js';
 import { Notifier, type Notification } from './notifier.js';
@@ -316,7 +317,18 @@ export class Escalator {
 
   private save(a: Action): void {
     const row = { id: a.id, fault_id: a.faultId, supervisor: a.supervisor, action: a.action, strategy: a.strategy, children: JSON.stringify(a.children), budget_left: a.budgetLeft, state: a.state, detail: a.detail, created_at: a.createdAt, updated_at: this.now() };
-    void this.store.insertJsonLines('actions', `${JSON.stringify(row)}\n`, `action:${a.id}:${a.state}`).catch((err) => this.log.error('cannot record an action', { action: a.id, error: err }));
+    this.recorder.submit([`${JSON.stringify(row)}\n`]).catch((err) => this.log.error('cannot record an action', { action: a.id, error: err }));
+  }
+
+  /** Action rows, one insert per round however many arrive meanwhile (a fault storm is not an insert storm). */
+  private readonly recorder = new Rounds<string>(async (lines) => {
+    const body = lines.join('');
+    await this.store.insertJsonLines('actions', body, `actions:${createHash('sha256').update(body).digest('hex')}`);
+  });
+
+  /** Waits for the action rows saved so far. */
+  flush(): Promise<void> {
+    return this.recorder.idle();
   }
 
   /**
