@@ -1,7 +1,9 @@
 /**
- * Escalation end to end: a real process crashes; its supervisor's restart goes out as a signed webhook
- * to a real receiver (which restarts it); it crashes again past the intensity, the root acts, and past the
- * root's budget a person is paged through the PagerDuty template. Silences through the API.
+ * Escalation end to end: a real process crashes; its supervisor's restart (rest_for_one: it and the
+ * children after it) goes out as a signed webhook to a real receiver (which restarts it); it crashes again
+ * past the intensity, the supervisor tells its agent it gave up and the root acts (one_for_all: every
+ * child), and past the root's budget a person is paged through the PagerDuty template. Silences through
+ * the API.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -66,14 +68,19 @@ describe('escalation with real processes and receivers', () => {
         '  supervision:',
         '    name: root',
         '    endpoint: ops',
+        '    strategy: one_for_all',
         '    intensity: 1',
         '    children:',
         '      - name: shop',
         '        endpoint: agent',
+        '        strategy: rest_for_one',
         '        intensity: 1',
         '        deadline: 1m',
         '        children:',
+        '          - { name: db, match: { service: postgres } }',
         '          - { name: api, match: { service: api } }',
+        '          - { name: worker, match: { service: worker } }',
+        '      - { name: backup, match: { service: backup } }',
         '  routes:',
         '    receiver: chat',
         '    group_wait: 0s',
@@ -103,9 +110,16 @@ describe('escalation with real processes and receivers', () => {
     });
     assert.equal(first.verified, true, 'signed with the endpoint secret');
     assert.equal(first.body.type ?? first.body.event_type, 'supervisor.action');
+    const children = (b: Received) => (b.body.action.children as { name: string }[]).map((c) => c.name);
+    assert.equal(first.body.action.strategy, 'rest_for_one');
+    assert.deepEqual(children(first), ['api', 'worker'], 'rest_for_one: the failed child and those after it, not db before it');
 
     await crashOnce(); // the shop's budget (1) is spent: root acts on the shop subtree
-    await eventually(async () => rx.got.find((g) => g.path === '/ops'), 10_000, 'the root action');
+    const root = await eventually(async () => rx.got.find((g) => g.path === '/ops' && g.body.type === 'supervisor.action'), 10_000, 'the root action');
+    assert.equal(root.body.action.strategy, 'one_for_all');
+    assert.deepEqual(children(root), ['db', 'api', 'worker', 'backup'], 'one_for_all: every child of root, the shop subtree and backup');
+    const gaveUp = await eventually(async () => rx.got.find((g) => g.path === '/agent' && g.body.type === 'supervisor.escalated'), 10_000, 'the shop tells its agent it gave up');
+    assert.deepEqual(gaveUp.body.supervisor, { name: 'shop', strategy: 'rest_for_one', escalated_to: 'root' });
 
     await crashOnce(); // a crash loop now, and the root's budget is spent too: a person is paged
     const page = await eventually(async () => rx.got.find((g) => g.path === '/pager'), 15_000, 'the page');
