@@ -46,7 +46,7 @@ describe('escalation across kill -9 of faultline', () => {
         '  supervision:',
         '    name: root',
         '    endpoint: agent',
-        '    backoff: { initial: 20s }',
+        '    backoff: { initial: 2m }',
         '    children: [{ name: orders, match: { service: orders } }]',
         '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s }',
       ].join('\n'),
@@ -65,13 +65,14 @@ describe('escalation across kill -9 of faultline', () => {
           { service: 'mail', mode: 'exit1' },
         ].map(({ service, mode }) => supervise(first.otlpHttp, { service, instance: `${service}-1` }, { APP_MODE: mode, APP_AFTER_MS: '300' }).exited),
       );
-      // Retries under way: a fault notification and a new signature for each crash, each attempted twice.
+      // Retries under way: a notification for each crash, and its new signatures, each attempted twice.
       const attempts = () => {
         const n = new Map<string, number>();
         for (const r of rx.received) n.set(r.id, (n.get(r.id) ?? 0) + 1);
         return n;
       };
-      await eventually(async () => attempts().size >= 6 && [...attempts().values()].every((n) => n >= 2), 30_000, 'every event retried').catch((e: Error) => {
+      const retried = () => [...attempts()].filter(([id]) => id.startsWith('ntf_')).length === 3 && [...attempts().values()].every((n) => n >= 2);
+      await eventually(async () => retried() && rx.received.some((r) => r.id.startsWith('sig_')), 30_000, 'every event retried').catch((e: Error) => {
         throw new Error(`${e.message}: ${JSON.stringify([...attempts()])}\n${first.logs().slice(-3000)}`);
       });
       const [action] = ((await (await fetch(`${first.http}/api/v1/actions`)).json()) as { actions: { id: string; state: string }[] }).actions;
