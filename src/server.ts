@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance } from 'fastify';
 import { Auth, OpenApiRegistry, apiRoutes, checkRoutes, createApp, faultRoutes, targetRoutes, timelineRoutes, type RouteTable } from './api/index.js';
 import { clientTimeouts } from './api/app.js';
+import { LiveFeed, dashboardRoutes } from './dashboard/index.js';
 import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
@@ -60,6 +61,8 @@ export class FaultlineServer {
   api?: FastifyInstance;
   /** The OTLP/HTTP listener's app, once started. */
   otlp?: FastifyInstance;
+  /** What open dashboard pages hear about (faults opened and resolved, escalation's events). */
+  readonly feed = new LiveFeed();
 
   constructor(
     readonly config: Config,
@@ -101,6 +104,8 @@ export class FaultlineServer {
     const pipeline = new IngestPipeline(writer, metrics, config);
     const faultWriter = (this.faultWriter = new FaultWriter(store, log));
     const detector = (this.detector = this.createDetector(faultWriter, rules));
+    detector.openedListeners.push((f) => this.feed.faultOpened(f));
+    detector.resolvedListeners.push((f) => this.feed.faultResolved(f));
     const { error_rate: er, resource: rs } = config.detection;
     const checkMonitor = (this.checkMonitor = new CheckMonitor(detector, config.checks, log));
     const errorRates = new ErrorRateMonitor(detector, {
@@ -148,6 +153,7 @@ export class FaultlineServer {
     checkRoutes(table, { store, registry: checks, monitor: checkMonitor });
     const otlp = (this.otlp = createApp(appOpts));
     otlpHttpRoutes({ app: otlp, registry: this.openapi, auth: this.auth, listener: 'otlp_http' }, pipeline);
+    dashboardRoutes(api, { app: api, store, feed: this.feed, auth: this.auth, log });
     this.apps = [api, otlp];
 
     const host = config.server.host;
@@ -213,7 +219,10 @@ export class FaultlineServer {
   private async startEscalation(store: Store, silences: Silences, detector: Detector, restoreDetection: () => Promise<void>): Promise<void> {
     await silences.load();
     const sink: EventSink = {
-      enqueue: (events) => (this.deliverer ? this.deliverer.enqueue(events) : Promise.reject(new Error('no webhook deliverer configured'))),
+      enqueue: (events) => {
+        this.feed.escalated(events);
+        return this.deliverer ? this.deliverer.enqueue(events) : Promise.reject(new Error('no webhook deliverer configured'));
+      },
     };
     const escalator = new Escalator(this.config.escalation, sink, silences, store, this.log);
     escalator.holdUntilRestored();

@@ -1,0 +1,129 @@
+import { DELIVERY_STATES } from '../deliver/index.js';
+import { formatDuration, type ReloadResult, type Rule } from '../rules/index.js';
+import { ApiError, type ApiClient } from './api-client.js';
+import type { DeliveryList, FaultList, SilenceJson, SupervisionJson, SupervisionNode } from './types.js';
+
+/** The supervision tree with each supervisor's budget, the workers it covers, and what was suppressed lately. */
+export async function supervisionModel(api: ApiClient) {
+  const [tree, open] = await Promise.all([api.optional<SupervisionJson>('/api/v1/supervision'), api.get<FaultList>('/api/v1/faults?state=open&limit=200')]);
+  if (tree instanceof ApiError) return { unavailable: tree.message };
+  const openCount = (n: SupervisionNode) =>
+    open.faults.filter((f) => (n.check ? f.check === n.check : n.match ? Object.entries(n.match).every(([k, v]) => matches(v, labelOf(f, k))) : false));
+  const view = (n: SupervisionNode): object => {
+    if (n.children) {
+      const intensity = n.intensity ?? 0;
+      const left = n.budget_left ?? 0;
+      return {
+        supervisor: true,
+        name: n.name,
+        strategy: n.strategy,
+        endpoint: n.endpoint,
+        intensity,
+        left,
+        period: n.period_ms ? formatDuration(n.period_ms) : '',
+        pct: intensity > 0 ? Math.round((left / intensity) * 100) : 0,
+        exhausted: left <= 0,
+        children: n.children.map(view),
+      };
+    }
+    const faults = openCount(n);
+    return {
+      supervisor: false,
+      name: n.name,
+      match: n.match ? Object.entries(n.match).map(([k, v]) => `${k}=${v}`).join(', ') : '',
+      check: n.check,
+      restart: n.restart,
+      faults: faults.slice(0, 3).map((f) => ({ id: f.id, kind: f.kind, target: f.target.instance || f.target.service || f.check })),
+      healthy: faults.length === 0,
+    };
+  };
+  return {
+    root: tree.root ? view(tree.root) : null,
+    suppressed: tree.suppressed.slice(0, 50).map((s) => ({ ...s, at: new Date(s.at).toISOString() })),
+  };
+}
+
+function labelOf(f: FaultList['faults'][number], key: string): string {
+  const labels: Record<string, string | undefined> = { service: f.target.service, instance: f.target.instance, host: f.target.host, version: f.target.version, kind: f.kind, check: f.check };
+  return labels[key] ?? '';
+}
+
+/** Escalation's matcher syntax: a value, or `~regex` for a whole-value regular expression. */
+function matches(pattern: string, value: string): boolean {
+  if (!pattern.startsWith('~')) return pattern === value;
+  try {
+    return new RegExp(`^(?:${pattern.slice(1)})$`).test(value);
+  } catch {
+    return false;
+  }
+}
+
+interface CheckJson {
+  slug: string;
+  name: string;
+  schedule: { text: string };
+  state: string;
+  paused: false | null | { by: string; since: string | null };
+  last_ping: { at: string | null; kind: string; exit_code: number | null } | null;
+  last_success: string | null;
+  next_expected: string | null;
+  running: unknown[];
+}
+
+export async function checksModel(api: ApiClient) {
+  const { checks } = await api.get<{ checks: CheckJson[] }>('/api/v1/checks');
+  return { checks: checks.map((c) => ({ ...c, running: c.running.length })) };
+}
+
+export async function silencesModel(api: ApiClient, now = Date.now()) {
+  const silences = await api.optional<{ silences: SilenceJson[] }>('/api/v1/silences');
+  if (silences instanceof ApiError) return { unavailable: silences.message };
+  const order: Record<string, number> = { active: 0, pending: 1, expired: 2 };
+  const list = silences.silences
+    .sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || b.starts_at.localeCompare(a.starts_at))
+    .map((s) => ({ ...s, matcherList: Object.entries(s.matchers).map(([k, v]) => `${k}=${v}`), expired: s.state === 'expired' }));
+  return { active: list.filter((s) => !s.expired), expired: list.filter((s) => s.expired).slice(0, 50), defaultEnd: new Date(now + 3_600_000).toISOString() };
+}
+
+const REPLAYABLE = new Set(['dead', 'disabled', 'delivered']);
+
+export async function deliveriesModel(api: ApiClient, query: Record<string, string | undefined>) {
+  const params = new URLSearchParams();
+  if (query.state) params.set('state', query.state);
+  if (query.endpoint) params.set('endpoint', query.endpoint);
+  const listParams = new URLSearchParams(params);
+  listParams.set('limit', '50');
+  if (query.cursor) listParams.set('cursor', query.cursor);
+  const states = DELIVERY_STATES.map((s) => ({ value: s, selected: s === query.state }));
+  let list: DeliveryList | ApiError;
+  try {
+    list = await api.get<DeliveryList>(`/api/v1/deliveries?${listParams}`);
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status === 401 || err.status === 403) throw err;
+    list = err;
+  }
+  if (list instanceof ApiError) return { states, filters: { state: query.state ?? '', endpoint: query.endpoint ?? '' }, error: list.message, status: list.status };
+  return {
+    states,
+    filters: { state: query.state ?? '', endpoint: query.endpoint ?? '' },
+    endpoints: list.endpoints.map((e) => ({ ...e, ok: e.state === 'enabled' && e.breaker === 'closed' })),
+    deliveries: list.deliveries.map((d) => ({ ...d, replayable: REPLAYABLE.has(d.state), ok: d.state === 'delivered' })),
+    older: list.next_cursor ? `/deliveries?${new URLSearchParams([...params, ['cursor', list.next_cursor]])}` : null,
+    newest: query.cursor ? `/deliveries?${params}` : null,
+  };
+}
+
+interface RulesJson {
+  version: string;
+  sources: string[];
+  rules: Rule[];
+  last_reload: ReloadResult | undefined;
+  history: ReloadResult[];
+}
+
+export async function rulesModel(api: ApiClient) {
+  const rules = await api.get<RulesJson>('/api/v1/rules');
+  // Higher priority is tried first (ties in file order: the sort is stable).
+  const ordered = [...rules.rules].sort((a, b) => b.priority - a.priority);
+  return { ...rules, rules: ordered, rejected: rules.last_reload && !rules.last_reload.ok ? rules.last_reload : null };
+}

@@ -1,0 +1,97 @@
+/**
+ * The JSON API's answers, as the dashboard reads them: taken from the functions that produce them where
+ * they are exported, otherwise only the fields the pages use.
+ */
+import type { faultView } from '../api/faults.js';
+import type { actionView } from '../escalate/engine.js';
+import type { SignatureView } from '../faults/signatures.js';
+
+export type FaultJson = ReturnType<typeof faultView>;
+export type ActionJson = ReturnType<typeof actionView>;
+export type { SignatureView };
+
+export interface FaultList {
+  faults: FaultJson[];
+  next_cursor: string | null;
+}
+
+export interface FaultDetail extends FaultJson {
+  evidence_records?: { ref: { type: string; at: string }; record?: Record<string, unknown> | null; records?: Record<string, unknown>[] }[];
+  /** Present once the API reports them with the fault. */
+  actions?: ActionJson[];
+  deliveries?: DeliveryJson[];
+}
+
+export interface SignatureDetail extends SignatureView {
+  sample?: { sample_message: string; sample_stack: string };
+  recent_faults: FaultJson[];
+}
+
+export interface TargetJson {
+  service: string;
+  instance: string;
+  version: string;
+  host: string;
+  last_seen: string;
+  last_heartbeat: string | null;
+  /** Present once the API reports detection's view of the target. */
+  state?: string;
+}
+
+export interface DeliveryJson {
+  id: string;
+  endpoint: string;
+  type: string;
+  state: string;
+  created_at: string;
+  attempt_count: number;
+  last_attempt_at: string | null;
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string | null;
+}
+
+export interface EndpointJson {
+  name: string;
+  origin: string;
+  template: string;
+  state: string;
+  disabled_reason: string | null;
+  breaker: string;
+  queue_depth: number;
+  in_flight: number;
+}
+
+export interface DeliveryList {
+  deliveries: DeliveryJson[];
+  next_cursor: string | null;
+  endpoints: EndpointJson[];
+}
+
+export interface SilenceJson {
+  id: string;
+  matchers: Record<string, string>;
+  starts_at: string;
+  ends_at: string;
+  author: string;
+  comment: string;
+  state: string;
+}
+
+export interface SupervisionNode {
+  name: string;
+  strategy?: string;
+  intensity?: number;
+  period_ms?: number;
+  budget_left?: number;
+  endpoint?: string | null;
+  children?: SupervisionNode[];
+  match?: Record<string, string> | null;
+  check?: string | null;
+  restart?: string;
+}
+
+export interface SupervisionJson {
+  root: SupervisionNode | null;
+  suppressed: { faultId: string; reason: string; at: number }[];
+}
