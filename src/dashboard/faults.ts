@@ -3,8 +3,8 @@ import type { Store } from '../store/index.js';
 import { ApiError, type ApiClient } from './api-client.js';
 import { faultTimelineSvg, histogramSvg } from './charts.js';
 import { faultRow } from './overview.js';
-import { signatureHistogram, targetSeries } from './series.js';
-import type { ActionJson, FaultDetail, FaultList, SignatureDetail } from './types.js';
+import { signatureHistogram } from './series.js';
+import type { FaultDetail, FaultList, SignatureDetail } from './types.js';
 
 const FILTERS = ['kind', 'state', 'service', 'instance', 'signature', 'from', 'to'] as const;
 const PAGE = 50;
@@ -30,48 +30,57 @@ export async function faultListModel(api: ApiClient, query: Record<string, strin
   }
 }
 
-/** Window of the fault timeline: from a little before the fault began to a little after it ended (bounded). */
-const BEFORE_MS = 60_000;
-const AFTER_MS = 30_000;
-const MAX_WINDOW_MS = 30 * 60_000;
+/** ClickHouse's UTC text time (`2026-01-02 03:04:05.123456789`) as ISO-8601. */
+export function isoOf(text: string): string {
+  const m = /^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?/.exec(text);
+  return m ? `${m[1]}T${m[2]}${(m[3] ?? '.000').slice(0, 4).padEnd(4, '0')}Z` : text;
+}
+const msOf = (text: string) => Date.parse(isoOf(text));
+const num = (v: unknown) => (v === null || v === undefined || v === '' ? null : Number(v));
+const withIso = <T extends { time: string }>(r: T) => ({ ...r, time: isoOf(r.time) });
 
-/** The fault detail: the fault, its timeline, evidence, actions and deliveries, and the silence form. */
-export async function faultDetailModel(api: ApiClient, store: Store, id: string, now = Date.now()) {
-  const [fault, actions] = await Promise.all([api.get<FaultDetail>(`/api/v1/faults/${encodeURIComponent(id)}`), api.optional<{ actions: ActionJson[] }>('/api/v1/actions')]);
+/** The fault detail: the fault, its timeline, evidence, actions and deliveries (all from the API), and the silence form. */
+export async function faultDetailModel(api: ApiClient, id: string) {
+  const fault = await api.get<FaultDetail>(`/api/v1/faults/${encodeURIComponent(id)}`);
+  const ev = fault.full_evidence;
   const started = Date.parse(fault.started_at);
   const detected = Date.parse(fault.detected_at);
   const resolved = fault.resolved_at ? Date.parse(fault.resolved_at) : null;
-  const from = started - BEFORE_MS;
-  const to = Math.min(Math.max(resolved ?? now, detected) + AFTER_MS, from + MAX_WINDOW_MS, now + AFTER_MS);
-  const mine = fault.actions ?? (actions instanceof ApiError ? [] : actions.actions.filter((a) => a.fault_id === fault.id));
-  const series = fault.target.service && fault.target.instance ? await targetSeries(store, fault.target.service, fault.target.instance, from, to) : { heartbeats: [], exits: [] };
-  const window = tightWindow(from, to, [started, detected, resolved ?? detected, ...series.heartbeats.map((h) => h.at), ...series.exits.map((e) => e.at), ...mine.map((a) => Date.parse(a.created_at))]);
+  const beats = ev.heartbeats.map((h) => ({ at: msOf(h.time), rss: num(h.rss_bytes), limit: num(h.memory_limit_bytes) }));
+  const exits = ev.exits.map(withIso);
+  const actions = ev.actions.map((a) => ({ ...a, created_at: isoOf(a.created_at) }));
+  const window = tightWindow(Date.parse(ev.window.from), Date.parse(ev.window.to), [
+    started,
+    detected,
+    resolved ?? detected,
+    ...beats.map((h) => h.at),
+    ...exits.map((e) => Date.parse(e.time)),
+    ...actions.map((a) => Date.parse(a.created_at)),
+  ]);
   const svg = faultTimelineSvg({
     ...window,
-    heartbeats: series.heartbeats,
-    exits: series.exits.map((e) => ({ at: e.at, label: e.signal ? `exit ${e.signal}` : `exit ${e.code ?? '?'}` })),
+    heartbeats: beats,
+    exits: exits.map((e) => ({ at: Date.parse(e.time), label: e.signal ? `exit ${e.signal}` : `exit ${e.exit_code ?? '?'}` })),
     started,
     detected,
     resolved,
-    actions: mine.map((a) => ({ at: Date.parse(a.created_at), label: `${a.supervisor}: ${a.action} (${a.state})` })),
+    actions: actions.map((a) => ({ at: Date.parse(a.created_at), label: `${a.supervisor}: ${a.action} (${a.state})` })),
   });
-  const records = fault.evidence_records ?? [];
-  const exits = records.filter((r) => r.ref.type === 'exit' && r.record).map((r) => r.record!);
-  const exceptions = records.filter((r) => r.ref.type === 'exception' && r.record).map((r) => r.record!);
-  const pings = records.filter((r) => r.ref.type === 'ping' && r.record).map((r) => r.record!);
-  const lastBeat = series.heartbeats.filter((h) => h.at <= started).pop();
+  const lastBeat = beats.filter((h) => h.at <= started).pop();
   const silenceMatchers = fault.check ? { check: fault.check } : { service: fault.target.service, ...(fault.target.instance ? { instance: fault.target.instance } : {}) };
   return {
     fault: faultRow(fault),
     paragraphs: fault.explanation.split(/\n+/).filter(Boolean),
     svg,
-    legend: { beats: series.heartbeats.length, lastBeat: lastBeat ? new Date(lastBeat.at).toISOString() : null },
+    legend: { beats: beats.length, lastBeat: lastBeat ? new Date(lastBeat.at).toISOString() : null },
     evidence: fault.evidence.map((e) => ({ ...e, detail: e.detail ?? '', count: e.count ?? null })),
+    rule: ev.rule,
     exits,
-    exceptions,
-    pings,
-    actions: mine,
-    deliveries: fault.deliveries ?? null,
+    exceptions: ev.exceptions.map(withIso),
+    logs: ev.logs.slice(-50).map(withIso),
+    pings: ev.pings.map(withIso),
+    actions,
+    deliveries: ev.deliveries.map((d) => ({ ...d, created_at: isoOf(d.created_at) })),
     silence: { matchers: Object.entries(silenceMatchers).map(([k, v]) => ({ key: k, value: v })), returnTo: `/faults/${fault.id}` },
   };
 }

@@ -112,7 +112,7 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
   app.get<{ Params: { id: string } }>(
     '/faults/:id',
     page('faults', 'fault', 'Fault', async (api, req) => {
-      const model = await faultDetailModel(api, deps.store, (req.params as { id: string }).id);
+      const model = await faultDetailModel(api, (req.params as { id: string }).id);
       return { title: `${model.fault.kind.replace(/_/g, ' ')} · ${model.fault.targetName}`, model: { ...model, durations: SILENCE_DURATIONS } };
     }),
   );

@@ -15,11 +15,21 @@ export interface FaultList {
   next_cursor: string | null;
 }
 
+/** A stored row as the API returns it: times are ClickHouse text (`2026-01-02 03:04:05.123456789`, UTC). */
+type Row = Record<string, unknown> & { time: string };
+
 export interface FaultDetail extends FaultJson {
-  evidence_records?: { ref: { type: string; at: string }; record?: Record<string, unknown> | null; records?: Record<string, unknown>[] }[];
-  /** Present once the API reports them with the fault. */
-  actions?: ActionJson[];
-  deliveries?: DeliveryJson[];
+  full_evidence: {
+    window: { from: string; to: string };
+    heartbeats: (Row & { rss_bytes: string | number | null; memory_limit_bytes: string | number | null })[];
+    exits: (Row & { exit_code: number | null; signal: string })[];
+    exceptions: Row[];
+    logs: Row[];
+    pings: Row[];
+    rule: { id: string; version: string; active: boolean; definition: { description?: string } | null };
+    actions: { id: string; supervisor: string; action: string; state: string; detail: string; children: { name: string }[]; created_at: string }[];
+    deliveries: { id: string; endpoint: string; type: string; created_at: string; state: string; attempts: number; last_status: number | null; last_error: string | null }[];
+  };
 }
 
 export interface SignatureDetail extends SignatureView {
