@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+import { eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { launchBrowser, screenshot, watchErrors, type Browser } from './browser.js';
 
 const READ = 'reader-token-0123456789abcdef';
@@ -31,6 +31,7 @@ describe('dashboard login with API tokens', () => {
     [fl, browser] = await Promise.all([startFaultline({ dataDir: join(dir, 'data'), args: ['--config', config] }), launchBrowser()]);
     page = await browser.context.newPage();
     errors = watchErrors(page);
+    await eventually(async () => (await fetch(`${fl.http}/readyz`)).ok, 30_000, 'the store to be ready');
   });
 
   after(async () => {
@@ -82,7 +83,7 @@ describe('dashboard login with API tokens', () => {
     await page.getByLabel('Your name').fill('ops');
     await page.getByRole('textbox', { name: 'Reason' }).fill('maintenance');
     await page.getByRole('button', { name: 'Create silence' }).click();
-    assert.match(await page.locator('.flash-ok').innerText(), /Silenced service=api/);
+    assert.match(await page.locator('.flash').innerText(), /Silenced service=api/);
     assert.match(await page.locator('section[aria-labelledby="h-active"]').innerText(), /service=api[\s\S]*ops/);
     assert.deepEqual(errors, []);
   });
