@@ -49,10 +49,10 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
   const range = (col: string) => `${col} BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`;
   const [events, exits, gaps, deploys, actions] = await Promise.all([
     store.query<Record<string, string>>(
-      `SELECT toUnixTimestamp64Milli(e.ts) AS at, e.event AS event, e.fault_id AS fault_id, e.service AS service, e.instance AS instance, e.kind AS kind, e.detail AS detail,
-              toUnixTimestamp64Milli(f.started_at) AS started, toUnixTimestamp64Milli(f.detected_at) AS detected
-       FROM ${db}.fault_events AS e FINAL LEFT JOIN (SELECT id, started_at, detected_at FROM ${db}.faults FINAL) AS f ON f.id = e.fault_id
-       WHERE ${range('e.ts')} ${svc('e.service')}`,
+      // fault_events_by_time (009): ordered by time, with each fault's start and detection on the row.
+      `SELECT toUnixTimestamp64Milli(ts) AS at, event, fault_id, service, instance, kind, detail,
+              toUnixTimestamp64Milli(started_at) AS started, toUnixTimestamp64Milli(detected_at) AS detected
+       FROM ${db}.fault_events_by_time FINAL WHERE ${range('ts')} ${svc()}`,
       p,
     ),
     store.query<Record<string, string>>(
@@ -69,9 +69,10 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
       p,
     ),
     store.query<Record<string, string>>(
-      `SELECT service, version, toUnixTimestamp64Milli(min(ts)) AS at FROM ${db}.heartbeats
-       WHERE version != '' ${svc()} GROUP BY service, version
-       HAVING min(ts) BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`,
+      // versions (009): one row per service and version, its first sighting.
+      `SELECT service, version, toUnixTimestamp64Milli(min(first_seen)) AS at FROM ${db}.versions
+       WHERE 1 ${svc()} GROUP BY service, version
+       HAVING min(first_seen) BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`,
       p,
     ),
     store.query<Record<string, string>>(

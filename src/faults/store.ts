@@ -25,7 +25,17 @@ export class FaultWriter {
     this.push({ table: 'faults', row: faultRow(f, revision), token: `fault:${f.id}:${revision}` });
     this.push({
       table: 'fault_events',
-      row: { ts: revision, fault_id: f.id, event, kind: f.kind, service: f.service, instance: f.instance, detail: f.explanation },
+      row: {
+        ts: revision,
+        fault_id: f.id,
+        event,
+        kind: f.kind,
+        service: f.service,
+        instance: f.instance,
+        detail: f.explanation,
+        started_at: f.startedAt,
+        detected_at: f.detectedAt,
+      },
       token: `event:${f.id}:${revision}:${event}`,
     });
   }
@@ -191,34 +201,61 @@ export class FaultReader {
     return rows[0] ? faultFromRow(rows[0]) : undefined;
   }
 
+  /**
+   * Faults newest first, from faults_by_start (ordered by start time, in small granules). The page is
+   * chosen on the narrow columns, read backwards from the newest in growing batches (each fault as its
+   * newest revision, which decides its state); then only the page's rows are read whole.
+   */
   async list(filter: FaultFilter): Promise<Fault[]> {
     const where: string[] = [];
-    const params: Record<string, unknown> = { limit: filter.limit };
+    const params: Record<string, unknown> = {};
     const add = (sql: string, name: string, value: unknown) => {
       if (value === undefined) return;
       where.push(sql);
       params[name] = value;
     };
-    // Filters name the table's columns (f.): FAULT_COLUMNS turns the times into epoch ms under the same names,
-    // and a bare name would compare those numbers with the DateTime64 bounds.
-    add('f.started_at >= fromUnixTimestamp64Milli({from:Int64})', 'from', filter.from);
-    add('f.started_at < fromUnixTimestamp64Milli({to:Int64})', 'to', filter.to);
-    add('f.kind = {kind:String}', 'kind', filter.kind);
-    add('f.service = {service:String}', 'service', filter.service);
-    add('f.instance = {instance:String}', 'instance', filter.instance);
-    add('f.signature = {signature:String}', 'signature', filter.signature);
-    add('f.state = {state:String}', 'state', filter.state);
-    if (filter.before) {
-      where.push('(f.started_at, f.id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})');
-      params.beforeTs = filter.before.startedAt;
-      params.beforeId = filter.before.id;
+    add('started_at >= fromUnixTimestamp64Milli({from:Int64})', 'from', filter.from);
+    add('started_at < fromUnixTimestamp64Milli({to:Int64})', 'to', filter.to);
+    add('kind = {kind:String}', 'kind', filter.kind);
+    add('service = {service:String}', 'service', filter.service);
+    add('instance = {instance:String}', 'instance', filter.instance);
+    add('signature = {signature:String}', 'signature', filter.signature);
+    const page: { id: string; at: number; revision: string }[] = [];
+    let before = filter.before;
+    for (let batch = Math.max(64, filter.limit * 3); page.length < filter.limit; batch = Math.min(batch * 4, 200_000)) {
+      const cursor = before ? ['(started_at, id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})'] : [];
+      const rows = await this.store.query<{ id: string; at: string; revision: string; state: string }>(
+        `SELECT id, toUnixTimestamp64Milli(started_at) AS at, toString(revision) AS revision, state FROM ${this.db}.faults_by_start
+         ${[...where, ...cursor].length ? `WHERE ${[...where, ...cursor].join(' AND ')}` : ''}
+         ORDER BY started_at DESC, id DESC LIMIT {batch:UInt32}`,
+        { ...params, batch, beforeTs: before?.startedAt, beforeId: before?.id },
+      );
+      const full = rows.length === batch;
+      // A fault's revisions are neighbours (ordering by revision too would stop the engine from reading only
+      // the newest granules); a full batch may have cut the last fault's off.
+      const lastId = rows[rows.length - 1]?.id;
+      const complete = full && rows[0].id !== lastId ? rows.filter((r) => r.id !== lastId) : rows;
+      if (full && complete === rows) continue; // one fault filled the batch: read again, larger
+      for (let i = 0; i < complete.length; ) {
+        let newest = complete[i];
+        for (i++; i < complete.length && complete[i].id === newest.id; i++) if (Number(complete[i].revision) > Number(newest.revision)) newest = complete[i];
+        if (!filter.state || newest.state === filter.state) page.push({ id: newest.id, at: Number(newest.at), revision: newest.revision });
+      }
+      if (!full) break;
+      const last = complete[complete.length - 1];
+      before = { startedAt: Number(last.at), id: last.id };
     }
+    const chosen = page.slice(0, filter.limit);
+    if (chosen.length === 0) return [];
     const rows = await this.store.query<FaultDbRow>(
-      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults AS f FINAL ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY started_at DESC, id DESC LIMIT {limit:UInt32}`,
-      params,
+      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults_by_start AS f
+       WHERE f.started_at BETWEEN fromUnixTimestamp64Milli({lo:Int64}) AND fromUnixTimestamp64Milli({hi:Int64})
+         AND f.id IN {ids:Array(String)} AND has(arrayZip({ids:Array(String)}, {revs:Array(UInt64)}), (f.id, f.revision))
+       LIMIT 1 BY f.id`,
+      { lo: chosen[chosen.length - 1].at, hi: chosen[0].at, ids: chosen.map((c) => c.id), revs: chosen.map((c) => Number(c.revision)) },
     );
-    return rows.map(faultFromRow);
+    const byId = new Map(rows.map((r) => [r.id, faultFromRow(r)]));
+    return chosen.map((c) => byId.get(c.id)).filter((f): f is Fault => f !== undefined);
   }
 }
 

@@ -42,6 +42,9 @@ export const SHARDING_KEYS: Readonly<Record<string, string>> = {
   delivery_outbox: 'cityHash64(endpoint, id)',
   delivery_attempts: 'cityHash64(endpoint, id)',
   delivery_endpoints: 'cityHash64(name)',
+  faults_by_start: 'cityHash64(id)',
+  fault_events_by_time: 'cityHash64(fault_id)',
+  versions: 'cityHash64(service, version)',
 };
 
 /** The Keeper path of a replicated table: one replica set per shard ({shard} and {replica} are server macros). */
@@ -94,6 +97,9 @@ function clusterStatement(sql: string, db: string, cluster: string, localised: S
   let m: RegExpExecArray | null;
   if ((m = CREATE_TABLE.exec(sql))) return createTable(sql, db, m[2], cluster, localised);
   if ((m = CREATE_VIEW.exec(sql))) return [createView(sql, db, m[2], cluster, localised)];
+  // A one-time fill (INSERT … SELECT) runs once, through the Distributed tables: it reads every shard and
+  // each row goes to the shard of its key.
+  if (/^INSERT INTO \w+\.\w+\s/.test(sql)) return [sql];
   if ((m = ALTER_TABLE.exec(sql))) {
     const table = m[2];
     const rest = sql.slice(m[0].length);

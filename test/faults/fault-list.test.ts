@@ -36,7 +36,7 @@ const fault = (i: number): Fault => ({
 describe('fault list', () => {
   const dir = tempDir();
   let store: Store;
-  const all = Array.from({ length: 25 }, (_, i) => fault(i));
+  const all = Array.from({ length: 150 }, (_, i) => fault(i));
   before(async () => {
     const config = ConfigSchema.parse({ data_dir: dir });
     store = await openStore(config);
@@ -56,8 +56,8 @@ describe('fault list', () => {
 
   it('keeps to the time range: from inclusive, to exclusive', async () => {
     const reader = new FaultReader(store);
-    const from = T0 + 3 * 60_000;
-    const to = T0 + 8 * 60_000;
+    const from = T0 + 30 * 60_000;
+    const to = T0 + 35 * 60_000;
     const got = await reader.list({ from, to, limit: 100 });
     assert.deepEqual(got.map((f) => f.id), newestFirst(all.filter((f) => f.startedAt >= from && f.startedAt < to)));
     assert.equal(got.length, 10);
@@ -71,6 +71,9 @@ describe('fault list', () => {
     assert.ok(resolved.every((f) => f.resolvedAt !== null));
     const open = await reader.list({ state: 'open', kind: 'crash', instance: 'ledger-1', limit: 100 });
     assert.deepEqual(open.map((f) => f.id), newestFirst(all.filter((f, i) => i % 3 !== 0 && f.kind === 'crash' && f.instance === 'ledger-1')));
+    // Fewer open faults than rows read per batch: the reader reads on until the page is full.
+    const firstOpen = await reader.list({ state: 'open', limit: 90 });
+    assert.deepEqual(firstOpen.map((f) => f.id), newestFirst(all.filter((_, i) => i % 3 !== 0)).slice(0, 90));
   });
 
   it('pages through every fault once with a cursor', async () => {
