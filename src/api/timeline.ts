@@ -49,7 +49,7 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
   const range = (col: string) => `${col} BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`;
   const [events, exits, gaps, deploys, actions] = await Promise.all([
     store.query<Record<string, string>>(
-      // fault_events_by_time (009): ordered by time, with each fault's start and detection on the row.
+      // fault_events_by_time (010): ordered by time, with each fault's start and detection on the row.
       `SELECT toUnixTimestamp64Milli(ts) AS at, event, fault_id, service, instance, kind, detail,
               toUnixTimestamp64Milli(started_at) AS started, toUnixTimestamp64Milli(detected_at) AS detected
        FROM ${db}.fault_events_by_time FINAL WHERE ${range('ts')} ${svc()}`,
@@ -69,7 +69,7 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
       p,
     ),
     store.query<Record<string, string>>(
-      // versions (009): one row per service and version, its first sighting.
+      // versions (010): one row per service and version, its first sighting.
       `SELECT service, version, toUnixTimestamp64Milli(min(first_seen)) AS at FROM ${db}.versions
        WHERE 1 ${svc()} GROUP BY service, version
        HAVING min(first_seen) BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`,
