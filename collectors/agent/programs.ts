@@ -90,10 +90,6 @@ export class Program implements Managed {
     return Promise.resolve({ ok: false, message: `unknown action "${action}"` });
   }
 
-  get running(): boolean {
-    return this.run !== null;
-  }
-
   status() {
     return {
       name: this.name,
