@@ -38,7 +38,10 @@ export function renderDocs(doc: Json): string {
           description: op.requestBody.description ?? '',
           schema: Object.values(op.requestBody.content as Record<string, Json>).map((c) => (c.schema ? JSON.stringify(c.schema, null, 2) : ''))[0],
         },
-        responses: Object.entries(op.responses as Record<string, Json>).map(([status, r]) => ({ status, description: r.description })),
+        responses: Object.entries(op.responses as Record<string, Json>).map(([status, r]) => {
+          const schema = Object.values((r.content ?? {}) as Record<string, Json>)[0]?.schema as Json | undefined;
+          return { status, description: r.description, schema: schema && !schema.$ref ? JSON.stringify(schema, null, 2) : undefined };
+        }),
       };
       const tag = (op.tags as string[])[0] ?? 'other';
       groups.set(tag, [...(groups.get(tag) ?? []), view]);

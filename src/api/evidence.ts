@@ -85,10 +85,11 @@ async function deliveriesOf(store: Store, f: Fault) {
   const db = store.database;
   const sent = await store.query<Row & { id: string; endpoint: string }>(
     `SELECT id, endpoint, type, toString(created_at) AS created FROM ${db}.delivery_outbox FINAL
-     WHERE created_at >= fromUnixTimestamp64Milli({from:Int64})
+     WHERE created_at BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})
        AND (id IN (SELECT id FROM ${db}.actions WHERE fault_id = {fid:String}) OR position(body, {fid:String}) > 0)
      ORDER BY created_at, endpoint LIMIT 200`,
-    { fid: f.id, from: f.detectedAt - 60_000 },
+    // Notifications about it go out between its detection and shortly after it resolves (repeats included).
+    { fid: f.id, from: f.detectedAt - 60_000, to: (f.resolvedAt ?? Date.now()) + 3_600_000 },
   );
   if (sent.length === 0) return [];
   const states = await store.query<{ endpoint: string; id: string; state: string; attempts: string; last_status: string; last_error: string }>(

@@ -6,6 +6,7 @@ import { FAULT_KINDS, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
 import { faultEvidence } from './evidence.js';
 import { defineRoute, parse, jsonBody, type RouteTable } from './route.js';
+import { FaultList, FaultView } from './views.js';
 
 // Kept here too: route modules written before the route layer import them from this file.
 export { parse, jsonBody };
@@ -37,7 +38,7 @@ const SignatureStateBody = z
   .object({ state: z.enum(['muted', 'resolved', 'active']), author: z.string().max(200).default(''), comment: z.string().max(2000).default('') })
   .strict();
 
-export function faultView(f: Fault) {
+export function faultView(f: Fault): FaultView {
   return {
     id: f.id,
     kind: f.kind,
@@ -72,7 +73,15 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/faults', summary: 'Faults, newest first, filtered and paged by cursor', tags: ['faults'], scope: 'read', query: FaultQuery },
+    {
+      method: 'GET',
+      url: '/api/v1/faults',
+      summary: 'Faults, newest first, filtered and paged by cursor',
+      tags: ['faults'],
+      scope: 'read',
+      query: FaultQuery,
+      responses: { 200: { description: 'a page of faults', schema: FaultList } },
+    },
     async ({ query: q }) => {
       const list = await faults.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
       const page = list.slice(0, q.limit);
@@ -92,6 +101,10 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       scope: 'read',
       params: FaultIdParams,
       paramsErrorCode: 'bad_fault_id',
+      responses: {
+        200: { description: 'the fault, its evidence records and its full evidence', schema: FaultView.extend({ evidence_records: z.array(z.unknown()), full_evidence: z.record(z.string(), z.unknown()) }) },
+        404: { description: 'no such fault' },
+      },
     },
     async ({ params }) => {
       const f = await faults.byId(params.id);

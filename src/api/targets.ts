@@ -4,8 +4,10 @@ import type { Detector } from '../detect/index.js';
 import { FaultReader } from '../faults/index.js';
 import type { Store } from '../store/index.js';
 import { faultView } from './faults.js';
+import { FaultView } from './views.js';
 import { defineRoute, type RouteTable } from './route.js';
 import { isoFromNanos } from './routes.js';
+import { TargetView } from './views.js';
 
 const TargetParams = z.object({ service: z.string().min(1).max(200), instance: z.string().min(1).max(200) }).strict();
 const TargetQuery = z.object({ service: z.string().optional().describe('only this service') }).strict();
@@ -32,7 +34,7 @@ export function targetRoutes(table: RouteTable, deps: { store: Store; detector: 
       params,
     );
 
-  const view = (r: TargetRow, openFaults: number) => {
+  const view = (r: TargetRow, openFaults: number): TargetView => {
     const now = Date.now();
     const live = deps.detector()?.targets.get(`${r.service}\u0000${r.instance}`);
     const phi = live ? live.hb.phiAt(now) : null;
@@ -63,6 +65,7 @@ export function targetRoutes(table: RouteTable, deps: { store: Store; detector: 
       tags,
       scope: 'read',
       query: TargetQuery,
+      responses: { 200: { description: 'the targets', schema: z.object({ targets: z.array(TargetView) }) } },
     },
     async ({ query }) => {
       const [list, open] = await Promise.all([
@@ -84,6 +87,7 @@ export function targetRoutes(table: RouteTable, deps: { store: Store; detector: 
       tags,
       scope: 'read',
       params: TargetParams,
+      responses: { 200: { description: 'the target with its open faults', schema: TargetView.extend({ faults: z.array(FaultView) }) }, 404: { description: 'never seen' } },
     },
     async ({ params }) => {
       const [row] = await rows('WHERE service = {service:String} AND instance = {instance:String}', params);

@@ -110,4 +110,19 @@ describe('a fault with its full evidence', () => {
     assert.ok(e.deliveries.some((d: Json) => d.endpoint === 'chat' && d.type === 'fault.opened'), JSON.stringify(e.deliveries));
     assert.ok(received.includes('/agent') && received.includes('/chat'));
   });
+
+  it('shows the target: version, host, last heartbeat, φ now and its open faults', async () => {
+    const res = await fetch(`${fl.http}/api/v1/targets/orders/orders-7`);
+    assert.equal(res.status, 200);
+    const t = (await res.json()) as Json;
+    assert.deepEqual([t.service, t.instance, t.version, t.host], ['orders', 'orders-7', '3.1.0', 'node-e']);
+    assert.ok(Date.parse(t.last_heartbeat) > 0);
+    assert.ok(t.phi === 'Infinity' || t.phi >= 0, `phi ${t.phi}`);
+    assert.equal(t.phi_threshold, 8);
+    const open = ((await (await fetch(`${fl.http}/api/v1/faults?service=orders&instance=orders-7&state=open`)).json()) as Json).faults as Json[];
+    assert.deepEqual(t.faults.map((f: Json) => f.id).sort(), open.map((f) => f.id).sort());
+    assert.equal(t.open_faults, open.length);
+    assert.equal(t.state, open.length ? 'faulty' : 'exited');
+    assert.equal((await fetch(`${fl.http}/api/v1/targets/orders/nobody`)).status, 404);
+  });
 });

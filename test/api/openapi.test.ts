@@ -85,6 +85,9 @@ describe('OpenAPI document', () => {
     assert.equal(silence['x-faultline-scope'], 'admin');
     assert.equal(doc.paths['/v1/logs'].servers[0].url.startsWith('http://127.0.0.1:'), true, 'OTLP paths name their listener');
     assert.ok(doc.paths['/v1/logs'].post.requestBody.content['application/x-protobuf']);
+    const page = list.responses['200'].content['application/json'].schema;
+    assert.deepEqual(page.properties.faults.items.properties.kind.enum.includes('crash_loop'), true, 'response schemas from zod too');
+    assert.equal(list.responses['401'].content['application/json'].schema.$ref, '#/components/schemas/Error');
   });
 
   it('renders a self-contained docs page grouped by tag', async () => {
