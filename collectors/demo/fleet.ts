@@ -12,14 +12,14 @@ export const CLI = join(packageRoot, 'dist', 'src', 'cli.js');
 export const SERVICE = join(packageRoot, 'dist', 'collectors', 'demo', 'service.js');
 const REPORT_JOB = join(packageRoot, 'collectors', 'demo', 'jobs', 'nightly-report.sh');
 
-/** Runs `faultline serve`; its log goes to `logFile`. Resolves with the HTTP address once it listens. */
-export async function startFaultline(configFile: string, logFile: string): Promise<{ managed: Managed; http: string; otlp: string }> {
+/** Runs `faultline serve`; its log goes to `logFile`. `listening` resolves with its addresses once it listens. */
+export function startFaultline(configFile: string, logFile: string): { managed: Managed; listening: Promise<{ http: string; otlp: string }> } {
   const managed = startGroup('faultline', process.execPath, [CLI, 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(logFile, { flags: 'a' });
   managed.proc.stdout!.on('data', (d: Buffer) => log.write(d));
   let seen = '';
   let listening = false;
-  const ports = await new Promise<{ http: number; otlp: number }>((resolve, reject) => {
+  const ports = new Promise<{ http: number; otlp: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`faultline did not start within 90 s; see ${logFile}`)), 90_000);
     managed.proc.stderr!.on('data', (d: Buffer) => {
       log.write(d);
@@ -40,7 +40,7 @@ export async function startFaultline(configFile: string, logFile: string): Promi
       reject(new Error(`faultline exited before it listened; see ${logFile}`));
     });
   });
-  return { managed, http: `http://127.0.0.1:${ports.http}`, otlp: `http://127.0.0.1:${ports.otlp}` };
+  return { managed, listening: ports.then((p) => ({ http: `http://127.0.0.1:${p.http}`, otlp: `http://127.0.0.1:${p.otlp}` })) };
 }
 
 /** Waits until faultline's store is ready (escalation starts then). */

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -15,6 +14,7 @@ import { agentConfig, checkConfigs, faultlineConfig, type Ports } from './config
 import { runCronJob, SERVICE, startAgent, startFaultline, waitReady } from './fleet.js';
 import { HELP, parseDemoArgs, UsageError, type DemoOptions } from './options.js';
 import { listenForPeople } from './people.js';
+import { claimPort } from './ports.js';
 import { ProcessTree, type Managed } from './processes.js';
 import { CRON_CHECK, describePlan, SCHEDULE, scaled, STORY_SECONDS } from './schedule.js';
 import { StoryWatcher } from './watch.js';
@@ -22,14 +22,8 @@ import { StoryWatcher } from './watch.js';
 /** Time for the fleet to start before the story's clock begins. */
 const LEAD_MS = 3000;
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
+/** Start-up was cut short by a signal: not an error. */
+class Interrupted extends Error {}
 
 /** Where the demo keeps its store, configs and logs: a new temporary folder, or --dir. */
 function demoDir(opts: DemoOptions): { dir: string; temporary: boolean } {
@@ -84,6 +78,10 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
+  /** A step of the start-up, cut short by Ctrl-C. */
+  const untilStopped = <T>(step: Promise<T>): Promise<T> =>
+    Promise.race([step, stopped.then((reason) => Promise.reject(reason.startsWith('SIG') ? new Interrupted(reason) : new Error(`${reason} while starting; see the logs in ${dir}`)))]);
+
   let code = 0;
   try {
     // Opened and escalated faults are told as they come; resolutions and new signatures only counted.
@@ -91,12 +89,12 @@ export async function main(argv: string[]): Promise<number> {
       if (n.type === 'fault.opened' || n.type === 'fault.escalated') say('people', `${n.type === 'fault.escalated' ? 'paged' : 'told'}: ${n.title}`);
     });
     const ports: Ports = {
-      http: opts.httpPort,
-      otlp: opts.otlpPort,
-      grpc: opts.grpcPort,
-      agent: opts.agentPort || (await freePort()),
+      http: opts.httpPort && (await claimPort(opts.httpPort, '--http-port')),
+      otlp: opts.otlpPort && (await claimPort(opts.otlpPort, '--otlp-port')),
+      grpc: opts.grpcPort && (await claimPort(opts.grpcPort, '--grpc-port')),
+      agent: await claimPort(opts.agentPort, '--agent-port'),
       people: people.port,
-      payments: opts.paymentsPort || (await freePort()),
+      payments: await claimPort(opts.paymentsPort, '--payments-port'),
     };
     const flConfig = faultlineConfig({ dataDir: join(dir, 'data'), ports, secret, speed: opts.speed });
     // Checked before anything starts (the agent's again once faultline's real ports are known).
@@ -105,11 +103,12 @@ export async function main(argv: string[]): Promise<number> {
     writeFileSync(flConfigFile, `# faultline's configuration for the demo (written by npm run demo)\n${stringify(flConfig)}`);
 
     say('start', `faultline with the embedded store in ${dir} …`);
-    const fl = await startFaultline(flConfigFile, join(dir, 'faultline.log'));
-    faultline = fl.managed;
-    managed.push(fl.managed);
-    void fl.managed.exited.then(() => wake('faultline exited'));
-    await waitReady(fl.http);
+    const started = startFaultline(flConfigFile, join(dir, 'faultline.log'));
+    faultline = started.managed;
+    managed.push(started.managed);
+    void started.managed.exited.then(() => wake('faultline exited'));
+    const fl = await untilStopped(started.listening);
+    await untilStopped(waitReady(fl.http));
     ports.http = Number(new URL(fl.http).port);
     ports.otlp = Number(new URL(fl.otlp).port);
 
@@ -173,8 +172,10 @@ export async function main(argv: string[]): Promise<number> {
       code = 1;
     }
   } catch (err) {
-    process.stderr.write(`demo: ${(err as Error).message}\n`);
-    code = 1;
+    if (!(err instanceof Interrupted)) {
+      process.stderr.write(`demo: ${(err as Error).message}\n`);
+      code = 1;
+    }
   } finally {
     stopping = true;
     say('stop', 'stopping the fleet, then faultline …');

@@ -40,7 +40,9 @@ export async function listenForPeople(port: number, secret: string, tell: (n: No
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} is ${err.code === 'EADDRINUSE' ? 'already in use' : `not usable (${err.code})`} (is another demo running?): choose another with --people-port`)),
+    );
     server.listen(port, '127.0.0.1', () => resolve());
   });
   return {

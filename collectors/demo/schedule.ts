@@ -75,14 +75,23 @@ export const SCHEDULE: Mischief[] = [
   { at: 40, who: ['gateway-1', 'gateway-2'], what: 'partition', for: 10, says: 'host edge-1 drops off the network (both gateways go quiet)', expect: 'one silent fault for the host, resolved when it is back' },
   { at: 49, who: [CRON_CHECK], what: 'cron-skip', says: "nightly-report is not started (its cron daemon died)", expect: 'missed_run once period + grace have passed' },
   { at: 55, who: ['api'], what: 'hang', says: 'api deadlocks: its event loop blocks, heartbeats stop, the process stays', expect: 'hang; shop restarts api' },
-  { at: 62, who: ['worker'], what: 'crash-on-start', says: 'worker gets a bad config and dies at every start', expect: 'crash, crash, crash_loop: the jobs supervisor spends its budget, escalates to root, root restarts it, then tells people' },
+  { at: 62, who: ['worker'], what: 'crash-on-start', says: 'worker gets a bad config and dies at every start', expect: 'crash, crash, then crash_loop (one signature): the jobs supervisor has spent its budget, so the fault escalates to root, which restarts worker once more' },
 ];
 
-/** When the story is over (speed 1): the last mischief, plus the escalation to people and its detection. */
-export const STORY_SECONDS = 62 + ROOT_DEADLINE_S + 18;
+/** When the story is over (speed 1): the last mischief, plus the crash loop's restarts and its escalation. */
+export const STORY_SECONDS = 90;
 
 /** A time of the story (seconds at speed 1) at the given speed, in milliseconds. */
 export const scaled = (seconds: number, speed: number): number => Math.round((seconds * 1000) / speed);
+
+/** A condition (failing jobs, a lost host) lasts at least this long at any speed: detection needs a few seconds. */
+const MIN_LASTING_MS = 6000;
+
+/** When a lasting mischief ends (epoch ms), for a story that began at `t0`. */
+export function endOf(m: Mischief, t0: number, speed: number): number {
+  if (m.for === undefined) return Infinity;
+  return t0 + scaled(m.at, speed) + Math.max(scaled(m.for, speed), MIN_LASTING_MS);
+}
 
 /** The mischiefs of one program (or check), in time order. */
 export function mischiefsOf(who: string): Mischief[] {

@@ -8,7 +8,7 @@
 import { createServer } from 'node:http';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { start, type Collector } from '../node/index.js';
-import { mischiefsOf, ROLES, scaled, type Mischief, type Role } from './schedule.js';
+import { endOf, mischiefsOf, ROLES, scaled, type Mischief, type Role } from './schedule.js';
 
 class ConfigError extends Error {
   override name = 'ConfigError';
@@ -28,6 +28,14 @@ interface Order {
 function orderTotal(order: Order): number {
   const gross = order.items.reduce((sum, item) => sum + item.price, 0);
   return gross - (gross * order.discount!.percent) / 100;
+}
+
+function takeOrderWithoutDiscount(): void {
+  orderTotal({ id: 7, items: [{ price: 12 }] });
+}
+
+function loseProviderSession(): never {
+  throw new Error('payment provider session expired');
 }
 
 function validateJob(job: { id: number; amount: number }): void {
@@ -73,10 +81,10 @@ function when(m: Mischief, fn: () => void, inForce = false): void {
 }
 
 for (const m of mischiefsOf(name)) {
-  const until = m.for !== undefined ? t0 + scaled(m.at + m.for, speed) : Infinity;
+  const until = endOf(m, t0, speed);
   switch (m.what) {
     case 'throw':
-      when(m, role === 'api' ? () => orderTotal({ id: 7, items: [{ price: 12 }] }) : () => { throw new Error('payment provider session expired'); });
+      when(m, role === 'api' ? takeOrderWithoutDiscount : loseProviderSession);
       break;
     case 'errors':
       when(m, () => {
@@ -88,6 +96,7 @@ for (const m of mischiefsOf(name)) {
       when(m, () => setInterval(() => leakSome(0.8), 100));
       break;
     case 'partition':
+      // Cut off from faultline: nothing is sent (the process stays) until the network is back.
       when(m, () => {
         void collector.shutdown();
         setTimeout(() => (collector = start()), Math.max(0, until - Date.now()));
