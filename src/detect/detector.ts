@@ -4,7 +4,7 @@ import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, t
 import type { TableName } from '../store/index.js';
 import { faultId, type EvidenceRef, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
-import type { SignatureHistory } from '../faults/signatures.js';
+import { serviceVersion, type SignatureHistory } from '../faults/signatures.js';
 import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
 import { targetKey, TargetState, type TargetInfo } from './target.js';
@@ -48,7 +48,7 @@ const RUNTIME_BEAT_TRUST_MS = 10 * 60_000;
 
 /** Targets not heard from for this long, with nothing open, are forgotten. */
 const EVICT_AFTER_MS = 3_600_000;
-/** Versions remembered per signature (to tell one it is back in); the API reads the rest from the store. */
+/** Service versions remembered per signature (to tell one it is back in); the API reads the rest from the store. */
 const MAX_VERSIONS_PER_SIGNATURE = 100;
 
 export const DEFAULT_DETECTOR: DetectorOptions = {
@@ -401,7 +401,7 @@ export class Detector {
     const h = this.signatureHistory.get(f.signature);
     const before = h && { versions: new Set(h.versions), open: h.open, lastAt: h.lastAt };
     const after = h ?? { versions: new Set<string>(), open: 0, lastAt: 0 };
-    if (after.versions.size < MAX_VERSIONS_PER_SIGNATURE) after.versions.add(f.version);
+    if (after.versions.size < MAX_VERSIONS_PER_SIGNATURE) after.versions.add(serviceVersion(f.service, f.version));
     after.open++;
     after.lastAt = Math.max(after.lastAt, f.startedAt);
     this.signatureHistory.set(f.signature, after);

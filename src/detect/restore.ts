@@ -5,6 +5,7 @@ import type { Store } from '../store/index.js';
 import type { Detector } from './detector.js';
 import { isStopSignal, type ExitEvidence } from './facts.js';
 import { faultId } from '../faults/model.js';
+import { serviceVersion } from '../faults/signatures.js';
 import { targetKey } from './target.js';
 
 /** How far back heartbeats are read to rebuild φ histories (bounded per target). */
@@ -32,11 +33,12 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
   (await reader.idsSince(now - 3_600_000)).forEach((id) => d.knownIds.add(id));
   (await store.query<{ fingerprint: string }>(`SELECT fingerprint FROM ${db}.signatures`)).forEach((r) => d.knowSignature(r.fingerprint));
   // What each signature's faults were, so a regression is told the moment it happens, after a restart too.
-  const histories = await store.query<{ signature: string; versions: string[]; open: string; last: string }>(
-    `SELECT signature, groupUniqArray(100)(version) AS versions, countIf(state = 'open') AS open, toUnixTimestamp64Milli(max(started_at)) AS last
+  const histories = await store.query<{ signature: string; versions: [string, string][]; open: string; last: string }>(
+    `SELECT signature, groupUniqArray(100)((service, version)) AS versions, countIf(state = 'open') AS open, toUnixTimestamp64Milli(max(started_at)) AS last
      FROM ${db}.faults FINAL GROUP BY signature`,
   );
-  for (const h of histories) d.knowSignature(h.signature, { versions: new Set(h.versions), open: Number(h.open), lastAt: Number(h.last) });
+  for (const h of histories)
+    d.knowSignature(h.signature, { versions: new Set(h.versions.map(([service, version]) => serviceVersion(service, version))), open: Number(h.open), lastAt: Number(h.last) });
   const loops = await store.query<{ service: string; at: string }>(
     `SELECT service, toUnixTimestamp64Milli(started_at) AS at FROM ${db}.faults FINAL
      WHERE kind IN ('crash', 'oom', 'crash_loop') AND started_at > fromUnixTimestamp64Milli({since:Int64})`,

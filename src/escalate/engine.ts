@@ -243,7 +243,7 @@ export class Escalator {
       this.log.error('cannot read a signature to tell whether it regressed', { signature: f.signature, error: err });
       return undefined;
     });
-    const regressed = regression(before, facts?.user, { at: f.startedAt, version: f.version });
+    const regressed = regression(before, facts?.user, { at: f.startedAt, service: f.service, version: f.version });
     if (!regressed) return;
     this.log.info('signature regressed', { signature: f.signature, fault: f.id, why: regressed.reason });
     const labels = labelsOf(f, { escalated: 'false' });

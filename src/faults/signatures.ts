@@ -46,7 +46,7 @@ export function signatureState(occ: Occurrence[], user: UserState | undefined, n
 
 /** What the detector keeps of a signature's past faults: enough to tell the moment it regresses. */
 export interface SignatureHistory {
-  /** Versions its faults were seen in (bounded). */
+  /** The services and versions its faults were seen in, as serviceVersion() keys (bounded). */
   versions: Set<string>;
   /** Its faults open now. */
   open: number;
@@ -54,21 +54,27 @@ export interface SignatureHistory {
   lastAt: number;
 }
 
+export const serviceVersion = (service: string, version: string) => `${service}\u0000${version}`;
+
 /**
  * Why a new fault of a known signature makes it regress, or undefined: the moment signatureState turns
- * `regressed`. Either a person marked it resolved and this is its first fault since, or it is back in a
- * version it was never seen in after all its faults were resolved. A muted signature never regresses.
+ * `regressed`. Either a person marked it resolved and this is its first fault since, or a service it was
+ * seen in is back with it in a version it was never seen in, after all its faults were resolved (the same
+ * bug in another service is the bug spreading, not coming back). A muted signature never regresses.
  * `key` names the regression (the same for every fault of it), so it is told once.
  */
-export function regression(before: SignatureHistory, user: UserState | undefined, fault: { at: number; version: string }): { reason: string; key: string } | undefined {
+export function regression(before: SignatureHistory, user: UserState | undefined, fault: { at: number; service: string; version: string }): { reason: string; key: string } | undefined {
   if (user?.state === 'muted') return undefined;
   if (user?.state === 'resolved') {
     if (fault.at <= user.updatedAt || before.lastAt > user.updatedAt) return undefined;
     const by = user.author ? ` by ${user.author}` : '';
     return { reason: `back after it was marked resolved${by} at ${new Date(user.updatedAt).toISOString()}`, key: `resolved@${user.updatedAt}` };
   }
-  if (fault.version === '' || before.versions.size === 0 || before.versions.has(fault.version) || before.open > 0) return undefined;
-  return { reason: `back in version ${fault.version} after all its faults were resolved (seen before in ${[...before.versions].filter(Boolean).join(', ') || 'no named version'})`, key: `version@${fault.version}` };
+  const prefix = serviceVersion(fault.service, '');
+  const earlier = [...before.versions].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+  if (fault.version === '' || earlier.length === 0 || earlier.includes(fault.version) || before.open > 0) return undefined;
+  const seen = earlier.filter(Boolean).join(', ') || 'no named version';
+  return { reason: `back in ${fault.service} ${fault.version} after all its faults were resolved (seen before in ${seen})`, key: `version@${serviceVersion(fault.service, fault.version)}` };
 }
 
 export interface SignatureView {

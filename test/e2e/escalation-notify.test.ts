@@ -129,7 +129,7 @@ describe('notifications with real processes', () => {
     assert.equal(again.signature, first.signature, 'the same bug');
 
     const regressed = await eventually(async () => told().find((t) => t.type === 'signature.regressed' && t.signature?.fingerprint === first.signature), 10_000, 'signature.regressed');
-    assert.match(regressed.explanation, /^back in version 1\.1\.0 after all its faults were resolved \(seen before in 1\.0\.0\)/);
+    assert.match(regressed.explanation, /^back in ledger 1\.1\.0 after all its faults were resolved \(seen before in 1\.0\.0\)/);
     assert.equal(regressed.fault?.id, again.id);
     assert.equal(told().filter((t) => t.type === 'signature.new' && t.signature?.fingerprint === first.signature).length, 1, 'new once, at the first crash');
   });
