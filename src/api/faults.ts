@@ -34,6 +34,13 @@ const SignatureQuery = z
   .object({ kind: z.enum(FAULT_KINDS).optional(), service: z.string().optional(), limit: z.coerce.number().int().min(1).max(500).default(100) })
   .strict();
 
+const HistogramQuery = z
+  .object({
+    bucket: z.enum(['hour', 'day']).default('day').describe('width of the occurrence histogram buckets'),
+    days: z.coerce.number().int().min(1).max(365).default(30).describe('how far back the histogram goes'),
+  })
+  .strict();
+
 const SignatureStateBody = z
   .object({ state: z.enum(['muted', 'resolved', 'active']), author: z.string().max(200).default(''), comment: z.string().max(2000).default('') })
   .strict();
@@ -122,16 +129,40 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/signatures/:fp', summary: 'One signature: normalised cause, sample stack, recent faults', tags: ['signatures'], scope: 'read', params: FingerprintParams, paramsErrorCode: 'bad_fingerprint' },
-    async ({ params }) => {
+    {
+      method: 'GET',
+      url: '/api/v1/signatures/:fp',
+      summary: 'One signature: normalised cause, sample stack, affected targets and versions, occurrence histogram, recent faults',
+      tags: ['signatures'],
+      scope: 'read',
+      params: FingerprintParams,
+      paramsErrorCode: 'bad_fingerprint',
+      query: HistogramQuery,
+    },
+    async ({ params, query }) => {
       const [sig] = await signatures.list({ fingerprint: params.fp, limit: 1 });
       if (!sig) throw notFound('signature_not_found', `no signature ${params.fp}`);
       const [sample] = await deps.store.query<{ sample_message: string; sample_stack: string }>(
         `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
         { fp: params.fp },
       );
-      const recent = await faults.list({ signature: params.fp, limit: 20 });
-      return { ...sig, sample, recent_faults: recent.map(faultView) };
+      const step = query.bucket === 'hour' ? 'toStartOfHour' : 'toStartOfDay';
+      const [recent, histogram] = await Promise.all([
+        faults.list({ signature: params.fp, limit: 20 }),
+        deps.store.query<{ at: string; faults: string; occurrences: string }>(
+          `SELECT toUnixTimestamp64Milli(toDateTime64(${step}(first_start), 3)) AS at, count() AS faults, sum(occ) AS occurrences
+           FROM (SELECT id, min(started_at) AS first_start, max(occurrences) AS occ FROM ${db}.faults
+                 WHERE signature = {fp:String} AND started_at >= now64(3) - toIntervalDay({days:UInt32}) GROUP BY id)
+           GROUP BY at ORDER BY at`,
+          { fp: params.fp, days: query.days },
+        ),
+      ]);
+      return {
+        ...sig,
+        sample,
+        histogram: { bucket: query.bucket, buckets: histogram.map((h) => ({ at: new Date(Number(h.at)).toISOString(), faults: Number(h.faults), occurrences: Number(h.occurrences) })) },
+        recent_faults: recent.map(faultView),
+      };
     },
   );
 

@@ -109,6 +109,14 @@ describe('a fault with its full evidence', () => {
     assert.deepEqual([actionDelivery?.endpoint, actionDelivery?.type], ['agent', 'supervisor.action']);
     assert.ok(e.deliveries.some((d: Json) => d.endpoint === 'chat' && d.type === 'fault.opened'), JSON.stringify(e.deliveries));
     assert.ok(received.includes('/agent') && received.includes('/chat'));
+
+    const sig = (await (await fetch(`${fl.http}/api/v1/signatures/${fault.signature}?bucket=hour`)).json()) as Json;
+    assert.deepEqual([sig.targets, sig.versions], [['orders/orders-7'], ['3.1.0']]);
+    assert.match(sig.sample.sample_stack, /computeTotal/);
+    assert.equal(sig.histogram.bucket, 'hour');
+    assert.equal(sig.histogram.buckets.length, 1);
+    assert.equal(sig.histogram.buckets[0].faults, 1);
+    assert.equal(Date.parse(sig.histogram.buckets[0].at) % 3_600_000, 0, 'whole hours');
   });
 
   it('shows the target: version, host, last heartbeat, φ now and its open faults', async () => {
