@@ -163,7 +163,7 @@ export class FaultlineServer {
     const http = await listen(api, host, config.server.http_port);
     const otlpHttp = await listen(otlp, host, config.server.otlp_http_port);
     otlpHttpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${otlpHttp}`;
-    this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth);
+    this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth, config.server.idle_timeout_ms);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
     this.preparing = this.prepareStore(store, checks).then(

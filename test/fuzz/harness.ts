@@ -37,7 +37,10 @@ const newSummary = (): Summary => ({
   inputs: 0, accepted: 0, rejected: 0, failures: [], slowestMs: 0, slowestMutation: '', heapGrowth: 0, statuses: {}, byMutation: {},
 });
 
-/** A single input is a hang when it takes longer than this to decode. */
+/**
+ * A single input is a hang when decoding it takes more CPU time than this (CPU, not wall time: on a
+ * loaded machine a process waits for a core without hanging).
+ */
 export const HANG_MS = 2000;
 
 function fail(s: Summary, n: number, input: { mutation: string; body: Buffer }, problem: string): void {
@@ -63,6 +66,7 @@ export function fuzzDecoders(opts: { seed: number; from?: number; until: (done: 
     const kind = input.mutation.split('+')[0];
     s.byMutation[kind] = (s.byMutation[kind] ?? 0) + 1;
     const started = performance.now();
+    const cpu = process.cpuUsage();
     try {
       const batch = decodeOtlp(input.signal, input.body, input.encoding, LIMITS);
       // What the writer does with the rows next: a row that cannot become JSON would fail there.
@@ -75,7 +79,11 @@ export function fuzzDecoders(opts: { seed: number; from?: number; until: (done: 
     }
     const ms = performance.now() - started;
     if (ms > s.slowestMs) [s.slowestMs, s.slowestMutation] = [ms, input.mutation];
-    if (ms > HANG_MS) fail(s, n, input, `took ${ms.toFixed(0)} ms`);
+    if (ms > HANG_MS) {
+      const used = process.cpuUsage(cpu);
+      const cpuMs = (used.user + used.system) / 1000;
+      if (cpuMs > HANG_MS) fail(s, n, input, `took ${ms.toFixed(0)} ms (${cpuMs.toFixed(0)} ms of CPU)`);
+    }
     if (opts.progress && s.inputs % 10_000 === 0) opts.progress(s);
   }
   s.heapGrowth = heapUsed() - heapBefore;

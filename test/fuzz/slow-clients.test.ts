@@ -99,9 +99,13 @@ describe('slow and oversized clients', () => {
     assert.ok(o.closedAfterMs >= REQUEST_MS - 100 && o.closedAfterMs < REQUEST_MS + 4000, `closed after ${o.closedAfterMs} ms`);
   });
 
-  it('closes a connection that sends nothing', async () => {
-    const o = await hold(fl.http, () => undefined);
-    assert.ok(o.closedAfterMs < IDLE_MS + 4000, `closed after ${o.closedAfterMs} ms`);
+  it('closes a connection that sends nothing, on the HTTP ports and on the gRPC port (after the HTTP/2 preface too)', async () => {
+    const outcomes = await Promise.all([
+      hold(fl.http, () => undefined),
+      hold(fl.otlpGrpc, () => undefined),
+      hold(fl.otlpGrpc, (s) => void s.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')),
+    ]);
+    for (const o of outcomes) assert.ok(o.closedAfterMs < IDLE_MS + 4000, `closed after ${o.closedAfterMs} ms`);
   });
 
   it('refuses a declared body over max_body_bytes with 413 before reading it, and oversized headers with 431', async () => {

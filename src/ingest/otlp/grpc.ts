@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { createServer, type Server as TcpServer } from 'node:net';
 import { toFaultlineError } from '../../api/app.js';
 import type { Auth } from '../../api/auth.js';
 import type { Logger } from '../../log/index.js';
@@ -20,6 +21,7 @@ const identity = (b: Buffer) => b;
  */
 export class OtlpGrpcServer {
   private server?: grpc.Server;
+  private tcp?: TcpServer;
 
   constructor(
     private readonly pipeline: IngestPipeline,
@@ -27,6 +29,8 @@ export class OtlpGrpcServer {
     private readonly log: Logger,
     /** Checks the `authorization` metadata (`Bearer <token>`) for scope ingest. */
     private readonly auth?: Auth,
+    /** A connection with no traffic for this long is closed (grpc-js itself keeps silent connections for ever). */
+    private readonly idleTimeoutMs = 120_000,
   ) {}
 
   async start(host: string, port: number): Promise<number> {
@@ -47,12 +51,19 @@ export class OtlpGrpcServer {
       };
       server.addService(definition, { Export: this.exportHandler(signal) });
     }
-    const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host.includes(':') ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
-        err ? reject(err) : resolve(p),
-      ),
-    );
+    // faultline accepts the TCP connections and hands them to grpc-js, so that a client that connects and
+    // then sends nothing (or stops half-way) is cut off like on the HTTP ports.
+    const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const tcp = createServer((socket) => {
+      socket.setTimeout(this.idleTimeoutMs, () => socket.destroy());
+      injector.injectConnection(socket);
+    });
+    const bound = await new Promise<number>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen(port, host, () => resolve((tcp.address() as { port: number }).port));
+    });
     this.server = server;
+    this.tcp = tcp;
     return bound;
   }
 
@@ -83,6 +94,8 @@ export class OtlpGrpcServer {
   async shutdown(timeoutMs = 5000): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.tcp?.close();
+    this.tcp = undefined;
     if (!server) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {

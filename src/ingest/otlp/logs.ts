@@ -8,6 +8,7 @@ import {
   nanosText,
   numberAttr,
   uintAttr,
+  list,
   type AttrMap,
   type KeyValueLike,
 } from './values.js';
@@ -41,12 +42,12 @@ export interface LogsRequest {
  * record into logs, and records carrying `exception.type` also into exceptions.
  */
 export function convertLogs(req: LogsRequest, batch: RowBatch): void {
-  for (const rl of req.resourceLogs ?? []) {
+  for (const rl of list(req.resourceLogs, 'resourceLogs')) {
     const resource = attributeMap(rl.resource?.attributes, batch.cut);
     const target = targetOf(resource);
-    for (const sl of rl.scopeLogs ?? []) {
+    for (const sl of list(rl.scopeLogs, 'scopeLogs')) {
       const scopeName = sl.scope?.name ?? '';
-      for (const record of sl.logRecords ?? []) convertRecord(record, target, resource, scopeName, batch);
+      for (const record of list(sl.logRecords, 'logRecords')) convertRecord(record, target, resource, scopeName, batch);
     }
   }
 }

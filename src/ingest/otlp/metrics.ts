@@ -1,5 +1,5 @@
 import { RowBatch, targetOf, type Target } from '../batch.js';
-import { attributeMap, enumNumber, int64, nanosText, type AttrMap, type KeyValueLike } from './values.js';
+import { attributeMap, enumNumber, int64, list, nanosText, type AttrMap, type KeyValueLike } from './values.js';
 
 const TEMPORALITY = ['unspecified', 'delta', 'cumulative'] as const;
 const TEMPORALITY_NAMES = ['AGGREGATION_TEMPORALITY_UNSPECIFIED', 'AGGREGATION_TEMPORALITY_DELTA', 'AGGREGATION_TEMPORALITY_CUMULATIVE'];
@@ -55,18 +55,18 @@ function dataOf(m: MetricIn): [MetricType, { dataPoints?: PointIn[]; aggregation
 
 /** Turns an ExportMetricsServiceRequest into one metric_points row per data point. */
 export function convertMetrics(req: MetricsRequest, batch: RowBatch): void {
-  for (const rm of req.resourceMetrics ?? []) {
+  for (const rm of list(req.resourceMetrics, 'resourceMetrics')) {
     const resource = attributeMap(rm.resource?.attributes, batch.cut);
     const target = targetOf(resource);
-    for (const sm of rm.scopeMetrics ?? []) {
-      for (const metric of sm.metrics ?? []) {
+    for (const sm of list(rm.scopeMetrics, 'scopeMetrics')) {
+      for (const metric of list(sm.metrics, 'metrics')) {
         const data = dataOf(metric);
         if (!data) {
           batch.reject(`metric "${metric.name ?? ''}" has no data`);
           continue;
         }
         const [type, body] = data;
-        for (const point of body.dataPoints ?? []) convertPoint(metric, type, body, point, target, resource, batch);
+        for (const point of list(body.dataPoints, 'dataPoints')) convertPoint(metric, type, body, point, target, resource, batch);
       }
     }
   }
@@ -116,8 +116,8 @@ function convertPoint(
     sum: num(p.sum),
     min: optNum(p.min),
     max: optNum(p.max),
-    bucket_counts: (p.bucketCounts ?? []).map((c) => Math.max(0, num(c))),
-    explicit_bounds: (p.explicitBounds ?? []).map(num),
+    bucket_counts: list(p.bucketCounts, 'bucketCounts').map((c) => Math.max(0, num(c))),
+    explicit_bounds: list(p.explicitBounds, 'explicitBounds').map(num),
     attributes: attributeMap(p.attributes, batch.cut),
     resource_attributes: resource,
   });

@@ -9,6 +9,7 @@ import {
   u64Text,
   wireIdHex,
   wireKeyValue,
+  list,
   type AttrMap,
   type KeyValueLike,
 } from './values.js';
@@ -46,15 +47,15 @@ export interface TracesRequest {
 
 /** Turns an ExportTraceServiceRequest into span rows and one exception row per `exception` span event. */
 export function convertTraces(req: TracesRequest, batch: RowBatch): void {
-  for (const rs of req.resourceSpans ?? []) {
+  for (const rs of list(req.resourceSpans, 'resourceSpans')) {
     const resource = attributeMap(rs.resource?.attributes, batch.cut);
     const target = targetOf(resource);
     // Span rows carry the resource's id; the store fills in resource_attributes from it (migration 006).
     const resourceId = batch.resourceId(resource);
-    for (const ss of rs.scopeSpans ?? []) {
+    for (const ss of list(rs.scopeSpans, 'scopeSpans')) {
       const scopeName = ss.scope?.name ?? '';
       const scopeVersion = ss.scope?.version ?? '';
-      for (const span of ss.spans ?? []) convertSpan(span, target, resourceId, scopeName, scopeVersion, batch);
+      for (const span of list(ss.spans, 'spans')) convertSpan(span, target, resourceId, scopeName, scopeVersion, batch);
     }
   }
 }
@@ -82,7 +83,7 @@ function convertSpan(
 
   const attributes = attributeMap(span.attributes, batch.cut);
   const status = enumNumber(span.status?.code, STATUS_NAMES);
-  const events = span.events ?? [];
+  const events = list(span.events, 'events');
   // Most spans have no events or links: they share one (frozen) empty list instead of six new ones each.
   let eventTs: readonly string[] = NONE;
   let eventNames: readonly string[] = NONE;
@@ -100,7 +101,7 @@ function convertSpan(
       if (ev.name === 'exception') addException(batch, target, at, evAttrs, traceId, spanId, span.name ?? '');
     }
   }
-  const links = span.links ?? [];
+  const links = list(span.links, 'links');
   const noLinks = links.length === 0;
   batch.add('spans', {
     ts: start,

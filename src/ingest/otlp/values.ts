@@ -143,10 +143,10 @@ function anyValuePlain(v: unknown, cut: Truncator, depth: number): unknown {
     case 'bytesValue':
       return av.bytesValue instanceof Uint8Array ? Buffer.from(av.bytesValue).toString('base64') : av.bytesValue;
     case 'arrayValue':
-      return ((av.arrayValue as { values?: unknown[] })?.values ?? []).map((x) => anyValuePlain(x, cut, depth + 1));
+      return list((av.arrayValue as { values?: unknown[] })?.values, 'arrayValue.values').map((x) => anyValuePlain(x, cut, depth + 1));
     case 'kvlistValue': {
       const out = freeMap();
-      for (const kv of (av.kvlistValue as { values?: KeyValueLike[] })?.values ?? []) out[kv.key] = anyValuePlain(kv.value, cut, depth + 1);
+      for (const kv of list((av.kvlistValue as { values?: KeyValueLike[] })?.values, 'kvlistValue.values')) out[kv?.key] = anyValuePlain(kv.value, cut, depth + 1);
       return out;
     }
     default:
@@ -161,10 +161,21 @@ export interface KeyValueLike {
 
 export type AttrMap = Record<string, string>;
 
+/**
+ * A repeated field of an OTLP/JSON request: absent is empty; anything but an array (a string would be
+ * iterated character by character) is the sender's error, a TypeError that ingest answers with 400.
+ */
+export function list<T>(v: T[] | undefined | null, field: string): T[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new TypeError(`"${field}" must be an array`);
+  return v;
+}
+
 /** OTLP attributes as a string map (the stored form). */
 export function attributeMap(kvs: KeyValueLike[] | undefined | null, cut: Truncator): AttrMap {
   const out: AttrMap = {};
   if (!kvs) return out;
+  list(kvs, 'attributes');
   for (let i = 0; i < kvs.length; i++) {
     const kv = kvs[i];
     if (typeof kv?.key !== 'string' || kv.key === '') continue;
