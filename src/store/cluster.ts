@@ -98,8 +98,9 @@ function clusterStatement(sql: string, db: string, cluster: string, localised: S
   if ((m = CREATE_TABLE.exec(sql))) return createTable(sql, db, m[2], cluster, localised);
   if ((m = CREATE_VIEW.exec(sql))) return [createView(sql, db, m[2], cluster, localised)];
   // A one-time fill (INSERT … SELECT) runs once, through the Distributed tables: it reads every shard and
-  // each row goes to the shard of its key.
-  if (/^INSERT INTO \w+\.\w+\s/.test(sql)) return [sql];
+  // each row goes to the shard of its key. A join in it becomes GLOBAL: a Distributed table joined inside a
+  // query that already runs on every shard is refused by ClickHouse (distributed_product_mode = deny).
+  if (/^INSERT INTO \w+\.\w+\s/.test(sql)) return [sql.replace(/\b((?:LEFT|RIGHT|INNER|FULL) )?JOIN\b/g, 'GLOBAL $1JOIN')];
   if ((m = ALTER_TABLE.exec(sql))) {
     const table = m[2];
     const rest = sql.slice(m[0].length);

@@ -95,6 +95,21 @@ describe('migrate --cluster: the cluster DDL', () => {
     assert.equal(SHARDING_KEYS.spans, 'cityHash64(service, instance)');
   });
 
+  it('runs one-time fills through the Distributed tables, their joins GLOBAL', () => {
+    const joins = find(/^INSERT INTO .* JOIN /);
+    assert.ok(joins.length >= 1, 'a fill with a join (010)');
+    for (const f of joins) assert.match(f.sql, / GLOBAL (LEFT )?JOIN /, f.sql.slice(0, 200));
+  });
+
+  it('wires every materialized view to the local tables of its node, where the inserts that trigger it land', () => {
+    const views = find(/^CREATE MATERIALIZED VIEW/);
+    assert.ok(views.length >= 4, `${views.length} views`);
+    for (const { sql } of views) {
+      assert.match(/ TO \w+\.(\w+) /.exec(sql)![1], /_local$/, sql.slice(0, 120));
+      for (const [, table] of sql.matchAll(/ FROM \w+\.(\w+)/g)) assert.match(table, /_local$/, sql.slice(0, 160));
+    }
+  });
+
   it('keeps the Null insert point and the view per node: sightings reach the targets table of their shard', () => {
     assert.match(createOf('target_sightings_local'), /ENGINE = `?Null`?$/);
     const [view] = find(/^CREATE MATERIALIZED VIEW/);
