@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Level } from '../../src/log/index.js';
 import { packageRoot } from '../../src/paths.js';
+import { SystemdNotifier } from '../../src/systemd/index.js';
 import { carryOut, select } from './actions.js';
 import { AgentConfigError, loadAgentConfig, type AgentConfig } from './config.js';
 import { Ledger } from './ledger.js';
@@ -111,6 +112,9 @@ export async function main(argv: string[]): Promise<number> {
       if (!started.ok) log.warn('program did not start', { program: p.name, result: started.message });
     }),
   );
+  // Under systemd (Type=notify): ready once it listens and its programs were started; watchdog pings while
+  // its event loop runs.
+  new SystemdNotifier(log).ready(`listening on ${config.listen.host}:${port}; ${programs.length} programs, ${units.length} units`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;

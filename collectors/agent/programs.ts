@@ -187,7 +187,10 @@ export class Program implements Managed {
 
   /** The agent's environment, the program's `env` over it, and the token when neither names one. */
   private env(): NodeJS.ProcessEnv {
-    const env: NodeJS.ProcessEnv = { ...process.env, ...this.config.env };
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    // systemd's notify socket is the agent's: a program that found it would speak for the agent's unit.
+    for (const k of ['NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID']) delete env[k];
+    Object.assign(env, this.config.env);
     const token = this.ctx.token;
     if (token) {
       env.FAULTLINE_TOKEN ??= token;

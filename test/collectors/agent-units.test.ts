@@ -4,8 +4,8 @@
  * and the command line's answers to bad input (message + exit 2, never a stack trace).
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { carryOut, select, type ActionEvent } from '../../collectors/agent/actions.js';
@@ -13,7 +13,7 @@ import { Ledger } from '../../collectors/agent/ledger.js';
 import type { ActionName, Managed } from '../../collectors/agent/managed.js';
 import { verifyWebhook, webhookKey } from '../../collectors/agent/webhook.js';
 import { sign } from '../../src/deliver/signing.js';
-import { CLI, removeDir, tempDir } from '../support/faultline.js';
+import { CLI, eventually, removeDir, tempDir } from '../support/faultline.js';
 
 const OLD = `whsec_${Buffer.from('the-old-secret-being-rotated-out').toString('base64')}`;
 const NEW = `whsec_${Buffer.from('the-new-secret-being-rotated-in!').toString('base64')}`;
@@ -184,6 +184,37 @@ describe('agent: command line', () => {
     assert.equal(r.code, 0);
     assert.match(r.stdout, /--listen HOST:PORT/);
     assert.match(r.stdout, /programs:/);
+  });
+
+  it('under systemd: READY=1 once it listens and its programs run, watchdog pings; the notify socket is not the programs\'', async () => {
+    const bin = join(dir, 'bin');
+    mkdirSync(bin, { recursive: true });
+    const record = join(dir, 'notify.calls');
+    writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$*" >> "${record}"\n`);
+    chmodSync(join(bin, 'systemd-notify'), 0o755);
+    const file = join(dir, 'notify.yaml');
+    const seen = join(dir, 'program.env');
+    writeFileSync(file, ['listen: 127.0.0.1:0', `secrets: [${OLD}]`, 'otlp_endpoint: http://127.0.0.1:9', 'programs:', `  - { name: p, service: p, command: [sh, -c, 'echo "socket=$NOTIFY_SOCKET" > ${seen}; exec sleep 30'] }`].join('\n'));
+    const proc = spawn(process.execPath, [CLI, 'agent', '--config', file], {
+      env: { PATH: `${bin}:${process.env.PATH ?? ''}`, NOTIFY_SOCKET: join(dir, 'notify.sock'), WATCHDOG_USEC: '400000' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    proc.stderr!.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+    try {
+      const calls = await eventually(async () => {
+        const text = existsSync(record) ? readFileSync(record, 'utf8') : '';
+        return text.includes('--ready') && text.includes('WATCHDOG=1') ? text : undefined;
+      }, 15_000, 'READY=1 and a watchdog ping').catch((e: Error) => {
+        throw new Error(`${e.message}\n${log}`);
+      });
+      assert.match(calls, /--ready --status=listening on 127\.0\.0\.1:\d+; 1 programs, 0 units/);
+      assert.equal(readFileSync(seen, 'utf8').trim(), 'socket=', "the program does not get the agent's notify socket");
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    assert.equal(await exited, 0);
   });
 
   it('refuses to run without a secret, with a bad flag or a bad config: a message and exit 2', () => {
