@@ -108,8 +108,17 @@
     });
   }
 
+  // A chart wider than the screen scrolls to what matters (the fault's detection), not to its left edge.
+  function focusCharts() {
+    document.querySelectorAll('.timeline-wrap[data-focus]').forEach(function (wrap) {
+      var f = Number(wrap.getAttribute('data-focus'));
+      if (wrap.scrollWidth > wrap.clientWidth && isFinite(f)) wrap.scrollLeft = f * wrap.scrollWidth - wrap.clientWidth / 2;
+    });
+  }
+
   document.addEventListener('DOMContentLoaded', function () {
     localize(document);
+    focusCharts();
     setInterval(refreshAges, 15000);
     // Besides the events, a visible page refreshes its live parts now and then (targets come and go quietly).
     setInterval(function () { if (document.visibilityState === 'visible') refreshLive(); }, 30000);

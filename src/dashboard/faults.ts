@@ -6,7 +6,7 @@ import { faultRow } from './overview.js';
 import { signatureHistogram } from './series.js';
 import type { FaultDetail, FaultList, SignatureDetail } from './types.js';
 
-const FILTERS = ['kind', 'state', 'service', 'instance', 'signature', 'from', 'to'] as const;
+const FILTERS = ['kind', 'state', 'service', 'instance', 'signature', 'from', 'to', 'limit'] as const;
 const PAGE = 50;
 
 /** The faults list: the API's filters as a form, a page of faults, and links to the older page and back to the newest. */
@@ -17,12 +17,12 @@ export async function faultListModel(api: ApiClient, query: Record<string, strin
   const kinds = FAULT_KINDS.map((k) => ({ value: k, selected: k === query.kind }));
   const states = ['open', 'resolved'].map((s) => ({ value: s, selected: s === query.state }));
   const listParams = new URLSearchParams(params);
-  listParams.set('limit', String(PAGE));
+  if (!query.limit) listParams.set('limit', String(PAGE));
   if (query.cursor) listParams.set('cursor', query.cursor);
   try {
     const list = await api.get<FaultList>(`/api/v1/faults?${listParams}`);
     const older = list.next_cursor ? `/faults?${new URLSearchParams([...params, ['cursor', list.next_cursor]])}` : null;
-    return { filters, kinds, states, faults: list.faults.map(faultRow), older, newest: query.cursor ? `/faults?${params}` : null, filtered: [...params].length > 0 };
+    return { filters, kinds, states, faults: list.faults.map(faultRow), older, newest: query.cursor ? `/faults?${params}` : null, filtered: [...params].some(([k]) => k !== 'limit') };
   } catch (err) {
     // A bad filter is the viewer's to fix: show the API's message above the form.
     if (err instanceof ApiError && err.status === 400) return { filters, kinds, states, faults: [], error: err.message, filtered: true };
@@ -67,11 +67,14 @@ export async function faultDetailModel(api: ApiClient, id: string) {
     actions: actions.map((a) => ({ at: Date.parse(a.created_at), label: `${a.supervisor}: ${a.action} (${a.state})` })),
   });
   const lastBeat = beats.filter((h) => h.at <= started).pop();
+  // Where the detection sits across the chart (0..1), for phones that scroll it sideways.
+  const focus = Math.round(((detected - window.from) / Math.max(1, window.to - window.from)) * 100) / 100;
   const silenceMatchers = fault.check ? { check: fault.check } : { service: fault.target.service, ...(fault.target.instance ? { instance: fault.target.instance } : {}) };
   return {
     fault: faultRow(fault),
     paragraphs: fault.explanation.split(/\n+/).filter(Boolean),
     svg,
+    focus,
     legend: { beats: beats.length, lastBeat: lastBeat ? new Date(lastBeat.at).toISOString() : null },
     evidence: fault.evidence.map((e) => ({ ...e, detail: e.detail ?? '', count: e.count ?? null })),
     rule: ev.rule,

@@ -1,7 +1,7 @@
 import { DELIVERY_STATES } from '../deliver/index.js';
 import { formatDuration, type ReloadResult, type Rule } from '../rules/index.js';
 import { ApiError, type ApiClient } from './api-client.js';
-import type { DeliveryList, FaultList, SilenceJson, SupervisionJson, SupervisionNode } from './types.js';
+import type { DeliveryJson, DeliveryList, FaultList, SilenceJson, SupervisionJson, SupervisionNode } from './types.js';
 
 /** The supervision tree with each supervisor's budget, the workers it covers, and what was suppressed lately. */
 export async function supervisionModel(api: ApiClient) {
@@ -126,4 +126,26 @@ export async function rulesModel(api: ApiClient) {
   // Higher priority is tried first (ties in file order: the sort is stable).
   const ordered = [...rules.rules].sort((a, b) => b.priority - a.priority);
   return { ...rules, rules: ordered, rejected: rules.last_reload && !rules.last_reload.ok ? rules.last_reload : null };
+}
+
+interface DeliveryDetailJson extends DeliveryJson {
+  template: string;
+  content_type: string;
+  payload: unknown;
+  deadline: string;
+  attempts: { at: string; attempt?: number; state: string; status: number | null; latency_ms?: number; error: string | null; response_excerpt?: string; next_attempt_at: string | null }[];
+  events: { at: string; event: string; state: string; error: string | null }[];
+}
+
+/** One delivery: every attempt with its answer, what else happened to it (replays, expiry), and the payload sent. */
+export async function deliveryModel(api: ApiClient, id: string, endpoint: string | undefined) {
+  const d = await api.get<DeliveryDetailJson>(`/api/v1/deliveries/${encodeURIComponent(id)}${endpoint ? `?endpoint=${encodeURIComponent(endpoint)}` : ''}`);
+  // An error that only repeats the status says nothing more.
+  const attempts = d.attempts.map((a) => ({ ...a, error: a.error && a.error !== `HTTP ${a.status}` ? a.error.replace(new RegExp(`^HTTP ${a.status}; `), '') : null }));
+  return {
+    d: { ...d, attempts },
+    replayable: REPLAYABLE.has(d.state),
+    payload: typeof d.payload === 'string' ? d.payload : JSON.stringify(d.payload, null, 2),
+    returnTo: `/deliveries/${encodeURIComponent(d.id)}?endpoint=${encodeURIComponent(d.endpoint)}`,
+  };
 }

@@ -67,13 +67,16 @@ export async function overviewModel(api: ApiClient, now = Date.now()) {
 function instanceView(t: TargetJson, faults: FaultJson[], now: number) {
   const seen = Date.parse(t.last_seen);
   const derived: TargetState = faults.length > 0 ? 'fault' : now - seen < QUIET_AFTER_MS ? 'up' : 'quiet';
-  const state: TargetState = t.state === 'up' || t.state === 'fault' || t.state === 'quiet' ? t.state : derived;
+  // Detection's live view when the API has it (alive, silent, exited, faulty), else what the store saw.
+  const live: Record<string, TargetState> = { alive: 'up', faulty: 'fault', silent: 'quiet', exited: 'quiet' };
+  const state: TargetState = faults.length > 0 ? 'fault' : (t.state && live[t.state]) || derived;
   return {
     instance: t.instance || t.host,
     version: t.version,
     host: t.host,
     state,
     lastSeen: t.last_seen,
+    detail: [t.state && t.state !== 'unknown' ? t.state : state, t.phi !== undefined && t.phi !== null ? `φ ${t.phi}` : '', t.version ? `v${t.version}` : '', t.host ? `on ${t.host}` : ''].filter(Boolean).join(' · '),
     fault: faults[0] ? { id: faults[0].id, kind: faults[0].kind } : null,
   };
 }

@@ -10,7 +10,7 @@ import { faultDetailModel, faultListModel, signatureModel } from './faults.js';
 import { SILENCE_DURATIONS, cookie, formBody, localPath, parseMatchers, queryOf, sameOrigin, setFlash, takeFlash } from './forms.js';
 import type { LiveFeed } from './live.js';
 import { overviewModel } from './overview.js';
-import { checksModel, deliveriesModel, rulesModel, silencesModel, supervisionModel } from './operations.js';
+import { checksModel, deliveriesModel, deliveryModel, rulesModel, silencesModel, supervisionModel } from './operations.js';
 import { DASHBOARDS_DIR, Views, type PageMeta } from './render.js';
 
 export interface DashboardDeps {
@@ -131,6 +131,13 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
     page('deliveries', 'deliveries', 'Deliveries', async (api, req) => {
       const model = await deliveriesModel(api, queryOf(req));
       return { model, status: 'status' in model ? model.status : 200 };
+    }),
+  );
+  app.get<{ Params: { id: string } }>(
+    '/deliveries/:id',
+    page('deliveries', 'delivery', 'Delivery', async (api, req) => {
+      const model = await deliveryModel(api, (req.params as { id: string }).id, queryOf(req).endpoint);
+      return { title: `${model.d.type} to ${model.d.endpoint}`, model };
     }),
   );
   app.get('/rules', page('rules', 'rules', 'Rules', async (api) => ({ model: await rulesModel(api) })));

@@ -44,8 +44,9 @@ export interface TargetJson {
   host: string;
   last_seen: string;
   last_heartbeat: string | null;
-  /** Present once the API reports detection's view of the target. */
+  /** Detection's view: alive, silent, exited, faulty, or unknown (not tracked by this instance). */
   state?: string;
+  phi?: number | string | null;
 }
 
 export interface DeliveryJson {

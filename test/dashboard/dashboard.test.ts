@@ -204,6 +204,14 @@ describe('web dashboard in a real browser', () => {
     const got = await eventually(async () => rx.got.find((g) => g.path === '/flaky' && g.id === dead.id), 10_000, 'the replayed delivery');
     assert.ok(got.body.includes(fault.id), 'the same event, about the batch fault');
     await eventually(async () => (await page.reload(), /delivered/.test(await page.locator(`tr[data-delivery-id="${dead.id}"]`).innerText())), 10_000, 'the page to show it delivered');
+
+    // Its page lists every attempt: the refused ones, then the replay's success.
+    await page.locator(`tr[data-delivery-id="${dead.id}"]`).getByRole('link').click();
+    await page.waitForURL(`**/deliveries/${dead.id}?endpoint=flaky`);
+    const attempts = await page.locator('section[aria-labelledby="h-attempts"]').innerText();
+    assert.match(attempts, /HTTP 503[\s\S]*HTTP 200/);
+    assert.match(attempts, /replay/);
+    await screenshot(page, 'delivery-1280');
   });
 
   it('renders the signature, supervision, checks and rules pages from real data', async () => {
@@ -233,6 +241,17 @@ describe('web dashboard in a real browser', () => {
 
     await page.goto(`${fl.http}/faults`);
     assert.ok((await page.locator('[data-fault-id]').count()) >= 4);
+    // Pages of two: the second page holds the next faults, and the first link leads back.
+    await page.goto(`${fl.http}/faults?limit=2`);
+    const firstPage = await page.locator('[data-fault-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-fault-id')));
+    assert.equal(firstPage.length, 2);
+    await page.getByRole('link', { name: 'Older →' }).click();
+    const secondPage = await page.locator('[data-fault-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-fault-id')));
+    assert.equal(secondPage.length, 2);
+    assert.ok(secondPage.every((id) => !firstPage.includes(id)), 'the next page holds other faults');
+    await page.getByRole('link', { name: '← Newest' }).click();
+    assert.deepEqual(await page.locator('[data-fault-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-fault-id'))), firstPage);
+    await page.goto(`${fl.http}/faults`);
     await screenshot(page, 'faults-1280');
     await screenshot(page, 'faults-375', 375);
 
