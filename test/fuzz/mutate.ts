@@ -275,9 +275,15 @@ const JSON_MUTATIONS: Record<string, (r: Random, tree: unknown) => unknown> = {
     return t;
   },
   duplicate_item: (r, t) => {
-    const arrays = paths(t).filter((p) => Array.isArray(p.reduce<unknown>((n, k) => (n as Record<string, unknown>)[k], t)));
-    if (!arrays.length) return t;
-    const arr = r.pick(arrays).reduce<unknown>((n, k) => (n as Record<string, unknown>)[k], t) as unknown[];
+    const arrays: unknown[][] = [];
+    const walk = (v: unknown): void => {
+      if (Array.isArray(v)) {
+        arrays.push(v);
+        v.forEach(walk);
+      } else if (v !== null && typeof v === 'object') Object.values(v).forEach(walk);
+    };
+    walk(t);
+    const arr = arrays.length ? r.pick(arrays) : [];
     if (arr.length) for (let i = r.int(20); i > 0; i--) arr.push(structuredClone(arr[0]));
     return t;
   },
@@ -286,8 +292,9 @@ const JSON_MUTATIONS: Record<string, (r: Random, tree: unknown) => unknown> = {
 const TEXT_MUTATIONS: Record<string, (r: Random, s: Buffer) => Buffer> = {
   truncate: (r, b) => b.subarray(0, r.int(b.length)),
   bad_utf8: (r, b) => {
-    const quotes = [...b.entries()].filter(([, c]) => c === 0x22).map(([i]) => i);
-    const at = quotes.length ? r.pick(quotes) + 1 : 0;
+    // Just inside a string: after the first quote from a random place.
+    const quote = b.indexOf(0x22, r.int(b.length + 1));
+    const at = quote < 0 ? 0 : quote + 1;
     return Buffer.concat([b.subarray(0, at), r.pick(BAD_UTF8), b.subarray(at)]);
   },
   char_flip: (r, b) => {
