@@ -56,3 +56,16 @@ export function watchErrors(page: Page): string[] {
   });
   return errors;
 }
+
+/** Form controls a screen reader could not name (no label, aria-label or title): should be none. */
+export function unlabelledControls(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    [...document.querySelectorAll('input:not([type=hidden]), select, textarea, button')]
+      .filter((el) => {
+        const e = el as HTMLInputElement;
+        const labelled = (e.labels && e.labels.length > 0) || e.getAttribute('aria-label') || e.title;
+        return !labelled && !(el.tagName === 'BUTTON' && el.textContent?.trim());
+      })
+      .map((el) => el.outerHTML.slice(0, 120)),
+  );
+}

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
 import { eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
-import { launchBrowser, screenshot, watchErrors, type Browser } from './browser.js';
+import { launchBrowser, screenshot, unlabelledControls, watchErrors, type Browser } from './browser.js';
 
 interface Received {
   path: string;
@@ -152,6 +152,12 @@ describe('web dashboard in a real browser', () => {
     await screenshot(page, 'fault-1280');
     await screenshot(page, 'fault-375', 375);
 
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the fault page has a label');
+    // Keyboard: the first Tab reaches the skip link, which moves focus to the content.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'main');
     assert.equal(await page.getByLabel('Matchers').inputValue(), 'service=api\ninstance=api-1\n');
     await page.getByLabel('Your name').fill('ana');
     await page.getByRole('textbox', { name: 'Reason' }).fill('fix on the way');
@@ -198,6 +204,7 @@ describe('web dashboard in a real browser', () => {
     const row = page.locator(`tr[data-delivery-id="${dead.id}"]`);
     assert.match(await row.innerText(), /flaky[\s\S]*dead/);
     await screenshot(page, 'deliveries-1280');
+    assert.deepEqual(await unlabelledControls(page), [], 'every control of the deliveries page has a label');
     await row.getByRole('button', { name: /Replay/ }).click();
     await page.waitForURL('**/deliveries');
     assert.match(await page.locator('.flash-ok').innerText(), new RegExp(`Delivery ${dead.id} to flaky replayed`));
