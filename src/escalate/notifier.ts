@@ -98,6 +98,8 @@ export class Notifier {
     const id = createHash('sha256').update(`${g.key}\u0000${g.route.receiver}\u0000${state}\u0000${repeat}`).digest('hex').slice(0, 24);
     const faults = (this.sendResolved ? all : firing).map((x) => x.fault);
     for (const [fid, x] of g.faults) if (x.fault.state !== 'open') g.faults.delete(fid);
+    // What was told, without the resolutions now told: otherwise dropping them looks like news.
+    g.sentState = this.stateOf(g);
     return { id: `ntf_${id}`, receiver: g.route.receiver, type, group: { key: g.key, labels: g.labels, route: g.route.path }, faults, at: now };
   }
 

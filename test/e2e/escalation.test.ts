@@ -2,8 +2,8 @@
  * Escalation end to end: a real process crashes; its supervisor's restart (rest_for_one: it and the
  * children after it) goes out as a signed webhook to a real receiver (which restarts it); it crashes again
  * past the intensity, the supervisor tells its agent it gave up and the root acts (one_for_all: every
- * child), and past the root's budget a person is paged through the PagerDuty template. Silences through
- * the API.
+ * child), and past the root's budget a person is paged through the PagerDuty template. An action's
+ * receiver reports a failure through the API, and it escalates. Silences through the API.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -81,6 +81,7 @@ describe('escalation with real processes and receivers', () => {
         '          - { name: api, match: { service: api } }',
         '          - { name: worker, match: { service: worker } }',
         '      - { name: backup, match: { service: backup } }',
+        '      - { name: jobs, endpoint: agent, intensity: 5, children: [{ name: importer, match: { service: importer } }] }',
         '  routes:',
         '    receiver: chat',
         '    group_wait: 0s',
@@ -117,7 +118,7 @@ describe('escalation with real processes and receivers', () => {
     await crashOnce(); // the shop's budget (1) is spent: root acts on the shop subtree
     const root = await eventually(async () => rx.got.find((g) => g.path === '/ops' && g.body.type === 'supervisor.action'), 10_000, 'the root action');
     assert.equal(root.body.action.strategy, 'one_for_all');
-    assert.deepEqual(children(root), ['db', 'api', 'worker', 'backup'], 'one_for_all: every child of root, the shop subtree and backup');
+    assert.deepEqual(children(root), ['db', 'api', 'worker', 'backup', 'importer'], 'one_for_all: every child of root, the shop and jobs subtrees and backup');
     const gaveUp = await eventually(async () => rx.got.find((g) => g.path === '/agent' && g.body.type === 'supervisor.escalated'), 10_000, 'the shop tells its agent it gave up');
     assert.deepEqual(gaveUp.body.supervisor, { name: 'shop', strategy: 'rest_for_one', escalated_to: 'root' });
 
@@ -133,6 +134,33 @@ describe('escalation with real processes and receivers', () => {
     const tree = (await (await fetch(`${fl.http}/api/v1/supervision`)).json()) as { root: { budget_left: number; children: { name: string; budget_left: number }[] } };
     assert.equal(tree.root.budget_left, 0);
     assert.equal(tree.root.children[0].budget_left, 0);
+  });
+
+  it('an action\'s receiver reports its result through the API', async () => {
+    const importer = supervise(fl.otlpHttp, { service: 'importer', instance: 'importer-1' }, { APP_MODE: 'crash-b', APP_AFTER_MS: '300' });
+    procs.push(importer.proc);
+    await importer.exited;
+    const action = await eventually(
+      async () => ((await (await fetch(`${fl.http}/api/v1/actions`)).json()) as { actions: { id: string; supervisor: string; state: string }[] }).actions.find((a) => a.supervisor === 'jobs'),
+      10_000,
+      'the restart of the importer',
+    );
+    const report = (id: string, body: unknown) => fetch(`${fl.http}/api/v1/actions/${id}/result`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const bad = await report(action.id, { status: 'maybe' });
+    assert.equal(bad.status, 400);
+    assert.equal(((await bad.json()) as { error: { code: string } }).error.code.length > 0, true);
+    assert.equal((await report('act_unknown', { status: 'failed' })).status, 404);
+    const res = await report(action.id, { status: 'failed', message: 'kubectl rollout restart timed out' });
+    assert.equal(res.status, 200);
+    assert.equal(action.state, 'sent', 'the importer is still down: the restart awaits its result');
+    const after = (await res.json()) as { state: string; detail: string };
+    assert.deepEqual([after.state, after.detail], ['failed', 'kubectl rollout restart timed out']);
+    const told = await eventually(
+      async () => rx.got.find((g) => g.path === '/agent' && g.body.type === 'supervisor.escalated' && /the restart by jobs failed: kubectl rollout restart timed out/.test(g.body.explanation)),
+      10_000,
+      'the failure escalates: jobs tells its agent it gave up',
+    );
+    assert.equal(told.body.supervisor.escalated_to, 'root');
   });
 
   it('creates, lists and expires a silence through the API, with clear errors for bad input', async () => {
