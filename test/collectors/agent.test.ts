@@ -325,7 +325,7 @@ describe('faultline agent', () => {
     ).catch((e: Error) => {
       throw new Error(`${e.message}\n${agentLog}`);
     });
-    assert.match(failed.detail, /program flaky \(flaky\/flaky-1\): FAILED: exited with code 3 at once: config file \/etc\/flaky\.conf missing/);
+    assert.match(failed.detail, /program flaky \(flaky\/flaky-1\): FAILED: exited with code 3 (at once|after [0-9.]+ s): config file \/etc\/flaky\.conf missing/);
     await eventually(async () => fl.logs().includes(`fault escalated fault=${failed.fault_id}`), 10_000, 'the escalation');
   });
 
