@@ -239,10 +239,7 @@ export class Escalator {
   async recurred(f: Fault, before: SignatureHistory): Promise<void> {
     if (this.waitsForRestore(() => void this.recurred(f, before))) return;
     if (!this.config.routes) return;
-    const facts = await this.signatures.regressionFacts(f.signature).catch((err) => {
-      this.log.error('cannot read a signature to tell whether it regressed', { signature: f.signature, error: err });
-      return undefined;
-    });
+    const facts = await this.signatureFacts(f.signature);
     const regressed = regression(before, facts?.user, { at: f.startedAt, service: f.service, version: f.version });
     if (!regressed) return;
     this.log.info('signature regressed', { signature: f.signature, fault: f.id, why: regressed.reason });
@@ -256,6 +253,24 @@ export class Escalator {
     await this.sink
       .enqueue([...receivers].map((endpoint) => ({ id, type: 'signature.regressed', endpoint, occurredAt: this.now(), data })))
       .catch((err) => this.log.error('cannot queue signature.regressed', { error: err }));
+  }
+
+  private readonly factLookups = new Map<string, ReturnType<SignatureReader['regressionFacts']>>();
+
+  /** A signature and a person's decision on it; faults of one signature arriving together share one read. */
+  private signatureFacts(fingerprint: string): ReturnType<SignatureReader['regressionFacts']> {
+    let lookup = this.factLookups.get(fingerprint);
+    if (!lookup) {
+      lookup = this.signatures
+        .regressionFacts(fingerprint)
+        .catch((err) => {
+          this.log.error('cannot read a signature to tell whether it regressed', { signature: fingerprint, error: err });
+          return undefined;
+        })
+        .finally(() => this.factLookups.delete(fingerprint));
+      this.factLookups.set(fingerprint, lookup);
+    }
+    return lookup;
   }
 
   /** Stages before grouping: silence, inhibition, flapping. Returns the reason a fault is muted, if it is. */
