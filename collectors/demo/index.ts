@@ -158,10 +158,12 @@ export async function main(argv: string[]): Promise<number> {
     watcher.start();
     const w = watcher;
     timers.push(
-      setTimeout(() => {
+      setTimeout(async () => {
         const missing = w.missingKinds();
+        const grouped = await w.groupedSignatures();
         say('summary', `fault kinds seen: ${[...w.tally.kinds].sort().join(', ')}${missing.length ? ` (not yet: ${missing.join(', ')})` : ' — every kind'}`);
         say('summary', `supervisor actions: ${w.tally.actions} (${w.tally.succeeded} succeeded), escalations to root: ${w.tally.escalations}, notifications to people: ${people?.received.length ?? 0} (${people?.received.filter((n) => n.type === 'signature.new').length ?? 0} new signatures)`);
+        if (grouped.length > 0) say('summary', `signatures grouping several faults: ${grouped.join('; ')}`);
         say('summary', `the story is over; the fleet keeps running — browse ${fl.http}/ and press Ctrl-C to stop`);
       }, t0 + scaled(STORY_SECONDS, opts.speed) - Date.now()),
     );

@@ -120,6 +120,15 @@ export class StoryWatcher {
     this.tell('not paged', `fault ${s.faultId}: ${s.reason}`);
   }
 
+  /** Signatures that grouped more than one fault, most first: "title ×n". */
+  async groupedSignatures(): Promise<string[]> {
+    const list = await this.get<{ signatures: { title: string; kind: string; count: number }[] }>('/api/v1/signatures?limit=100');
+    return (list?.signatures ?? [])
+      .filter((s) => s.count > 1)
+      .sort((a, b) => b.count - a.count)
+      .map((s) => `${short(s.title, 60)} (${s.kind}) ×${s.count}`);
+  }
+
   private async get<T>(path: string): Promise<T | undefined> {
     try {
       const res = await fetch(`${this.base}${path}`, { signal: AbortSignal.timeout(5000) });
