@@ -166,9 +166,11 @@ switch (role) {
     break;
   case 'api': {
     let n = 0;
-    // Orders are taken once payments answers: calls failing while the fleet starts would teach faultline
-    // that api's calls usually fail, and its real outage later would not stand out.
-    void untilUp(paymentsUrl).then(() =>
+    // While the fleet starts, orders are taken once payments answers: calls failing then would teach
+    // faultline that api's calls usually fail, and payments' outage later would not stand out. A restarted
+    // api takes orders at once, whatever state payments is in.
+    const ready = Date.now() < t0 ? untilUp(paymentsUrl) : Promise.resolve();
+    void ready.then(() =>
       setInterval(() => {
         internal('POST /orders', () => orderTotal({ id: ++n, items: [{ price: 20 }], discount: { percent: 10 } }));
         void call('payments', paymentsUrl);
