@@ -44,7 +44,7 @@ export type MischiefKind =
   | 'errors' // the service keeps running but its work fails (error spans)
   | 'leak' // memory grows until the heap limit kills the process
   | 'partition' // the host stops reporting (no exit, no heartbeats) for `for` seconds
-  | 'hang' // the event loop blocks forever: no heartbeats, no exit
+  | 'hang' // the event loop blocks forever (a process started within `for` seconds hangs too): no heartbeats, no exit
   | 'crash-on-start' // every start from now on dies of the same exception (a bad config)
   | 'cron-ok'
   | 'cron-fail'
@@ -56,7 +56,7 @@ export interface Mischief {
   /** Program names, or the cron check's slug. */
   who: string[];
   what: MischiefKind;
-  /** For how long (errors, partition), in seconds at speed 1. */
+  /** For how long (errors, partition, the stuck lock of a hang), in seconds at speed 1. */
   for?: number;
   /** What happens, for the log. */
   says: string;
@@ -74,7 +74,7 @@ export const SCHEDULE: Mischief[] = [
   { at: 34, who: [CRON_CHECK], what: 'cron-slow', says: `nightly-report waits on a lock for ${CRON.slowRun} s (max ${CRON.maxRuntime} s)`, expect: 'run_too_long, resolved when it finishes' },
   { at: 40, who: ['gateway-1', 'gateway-2'], what: 'partition', for: 10, says: 'host edge-1 drops off the network (both gateways go quiet)', expect: 'one silent fault for the host, resolved when it is back' },
   { at: 49, who: [CRON_CHECK], what: 'cron-skip', says: "nightly-report is not started (its cron daemon died)", expect: 'missed_run once period + grace have passed' },
-  { at: 55, who: ['api'], what: 'hang', says: 'api deadlocks: its event loop blocks, heartbeats stop, the process stays', expect: 'hang; shop restarts api' },
+  { at: 55, who: ['api'], what: 'hang', for: 5, says: 'api deadlocks on a stuck lock: its event loop blocks, heartbeats stop, the process stays', expect: 'hang; the agent kills it and shop restarts api' },
   { at: 62, who: ['worker'], what: 'crash-on-start', says: 'worker gets a bad config and dies at every start', expect: 'crash, crash, then crash_loop (one signature): the jobs supervisor has spent its budget, so the fault escalates to root, which restarts worker once more' },
 ];
 

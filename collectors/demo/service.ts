@@ -103,8 +103,9 @@ for (const m of mischiefsOf(name)) {
       }, Date.now() < until);
       break;
     case 'hang':
-      // A deadlock: the thread waits on a lock nobody releases — no CPU burnt, no event loop, no exit.
-      when(m, () => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0));
+      // A deadlock: the thread waits on a lock nobody releases — no CPU burnt, no event loop, no exit. The
+      // lock stays stuck for a while: an api started meanwhile (say, restarted with payments) hangs on it too.
+      when(m, () => setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0), 300), Date.now() < until);
       break;
     case 'crash-on-start':
       // The bad config is read when the first job comes in: a process (re)started after it runs for a
