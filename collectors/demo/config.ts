@@ -40,7 +40,7 @@ export function faultlineConfig(o: { dataDir: string; ports: Ports; secret: stri
       // Error rates judged per second over two seconds, so a short outage of payments is seen.
       error_rate: { bucket_ms: 1000, window_buckets: 2, min_spans: 10, min_errors: 5 },
       // The leaking cache dies within seconds: fit the trend over a short window.
-      resource: { lookback_ms: 6000, min_samples: 8 },
+      resource: { lookback_ms: 6000, min_samples: 6 },
     },
     webhooks: {
       endpoints: [
