@@ -73,7 +73,8 @@ describe('a fault with its full evidence', () => {
       const d = (await res.json()) as Json;
       const e = d.full_evidence;
       last = e;
-      return e.exits.length && e.spans.length && e.actions.length && e.deliveries.some((x: Json) => x.state === 'delivered') ? d : undefined;
+      const delivered = (endpoint: string, type: string) => e.deliveries.some((x: Json) => x.endpoint === endpoint && x.type === type && x.state === 'delivered');
+      return e.exits.length && e.spans.length && e.actions.length && delivered('agent', 'supervisor.action') && delivered('chat', 'fault.opened') ? d : undefined;
     }, 20_000, 'the full evidence').catch((err: Error) => {
       throw new Error(`${err.message}: ${JSON.stringify({ exits: last.exits?.length, spans: last.spans?.length, exceptions: last.exceptions, actions: last.actions, deliveries: last.deliveries })}`);
     });
