@@ -44,20 +44,22 @@ const GAP_FACTOR = 3;
  */
 export async function timeline(store: Store, rules: RulesManager, q: { from: number; to: number; service?: string; limit: number }): Promise<TimelineEntry[]> {
   const db = store.database;
-  const p = { from: q.from, to: q.to, service: q.service ?? '' };
+  // Each source gives only its first `limit` entries in time: the merged list is cut to `limit` anyway.
+  const p = { from: q.from, to: q.to, service: q.service ?? '', limit: q.limit };
   const svc = (col = 'service') => (q.service ? `AND ${col} = {service:String}` : '');
   const range = (col: string) => `${col} BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`;
   const [events, exits, gaps, deploys, actions] = await Promise.all([
     store.query<Record<string, string>>(
-      // fault_events_by_time (010): ordered by time, with each fault's start and detection on the row.
+      // fault_events_by_time (010): ordered by time, with each fault's start and detection on the row. Without
+      // FINAL, which would collapse the whole range before the LIMIT: a row stored twice is dropped below.
       `SELECT toUnixTimestamp64Milli(ts) AS at, event, fault_id, service, instance, kind, detail,
               toUnixTimestamp64Milli(started_at) AS started, toUnixTimestamp64Milli(detected_at) AS detected
-       FROM ${db}.fault_events_by_time FINAL WHERE ${range('ts')} ${svc()}`,
+       FROM ${db}.fault_events_by_time WHERE ${range('ts')} ${svc()} ORDER BY ts LIMIT {limit:UInt32}`,
       p,
     ),
     store.query<Record<string, string>>(
       `SELECT toUnixTimestamp64Milli(ts) AS at, service, instance, exit_code, signal, reason, intended, exception_type
-       FROM ${db}.exits WHERE ${range('ts')} ${svc()}`,
+       FROM ${db}.exits WHERE ${range('ts')} ${svc()} ORDER BY ts LIMIT {limit:UInt32}`,
       p,
     ),
     store.query<Record<string, string>>(
@@ -65,7 +67,7 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
          SELECT service, instance, toUnixTimestamp64Milli(ts) AS at, ifNull(interval_ms, 10000) AS expected,
                 toUnixTimestamp64Milli(ts) - lagInFrame(toUnixTimestamp64Milli(ts)) OVER (PARTITION BY service, instance ORDER BY ts ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) AS gap
          FROM ${db}.heartbeats WHERE ${range('ts')} ${svc()})
-       WHERE gap > 0 AND gap < at AND gap > ${GAP_FACTOR} * greatest(1000, expected)`,
+       WHERE gap > 0 AND gap < at AND gap > ${GAP_FACTOR} * greatest(1000, expected) ORDER BY at - gap LIMIT {limit:UInt32}`,
       p,
     ),
     store.query<Record<string, string>>(
@@ -78,12 +80,16 @@ export async function timeline(store: Store, rules: RulesManager, q: { from: num
     store.query<Record<string, string>>(
       `SELECT id, argMax(supervisor, updated_at) AS supervisor, argMax(action, updated_at) AS action, argMax(state, updated_at) AS state,
               argMax(children, updated_at) AS children, argMax(fault_id, updated_at) AS fault_id, toUnixTimestamp64Milli(min(created_at)) AS at
-       FROM ${db}.actions WHERE ${range('created_at')} GROUP BY id`,
+       FROM ${db}.actions WHERE ${range('created_at')} GROUP BY id ORDER BY at LIMIT {limit:UInt32}`,
       p,
     ),
   ]);
   const out: TimelineEntry[] = [];
+  const seen = new Set<string>();
   for (const e of events) {
+    const key = `${e.at}:${e.fault_id}:${e.event}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const at = Number(e.at);
     const entry: TimelineEntry = { at: iso(at), type: `fault.${e.event}` as TimelineEntry['type'], service: e.service, instance: e.instance, summary: `${e.kind}: ${e.detail}`, fault_id: e.fault_id };
     if (e.event === 'opened' && Number(e.started) > 0) entry.time_to_detect_ms = Number(e.detected) - Number(e.started);
