@@ -222,10 +222,10 @@ export class FaultReader {
     add('signature = {signature:String}', 'signature', filter.signature);
     const page: { id: string; at: number; revision: string }[] = [];
     let before = filter.before;
-    // Unfiltered, a page is about its own size in rows; a filter on what a fault is (or its state) may match
-    // one row in thousands, so those read more per round trip, and every next batch is larger.
-    const filtered = where.some((w) => !w.startsWith('started_at')) || filter.state !== undefined;
-    for (let batch = filtered ? 4096 : Math.max(64, filter.limit * 3); page.length < filter.limit; batch = Math.min(batch * 8, 500_000)) {
+    // A page is about its own size in rows, but the state is judged here, not in the engine: with a state
+    // filter (open faults may be one in a hundred) start larger. Every next batch is larger.
+    const first = filter.state ? Math.max(2048, filter.limit * 40) : Math.max(64, filter.limit * 3);
+    for (let batch = first; page.length < filter.limit; batch = Math.min(batch * 4, 200_000)) {
       const cursor = before ? ['(started_at, id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})'] : [];
       const rows = await this.store.query<{ id: string; at: string; revision: string; state: string }>(
         `SELECT id, toUnixTimestamp64Milli(started_at) AS at, toString(revision) AS revision, state FROM ${this.db}.faults_by_start

@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS {db}.faults_by_start
     caused_by     String,
     rule_id       LowCardinality(String),
     rules_version LowCardinality(String),
-    occurrences   UInt32
+    occurrences   UInt32,
+    INDEX idx_signature signature TYPE bloom_filter(0.01) GRANULARITY 8
 )
 ENGINE = ReplacingMergeTree(revision)
 PARTITION BY toYYYYMM(started_at)
