@@ -117,6 +117,9 @@ export class SignatureReader {
     if (opts.kind) where.push('s.kind = {kind:String}');
     if (opts.fingerprint) where.push('s.fingerprint = {fp:String}');
     if (opts.service) where.push('has(f.services, {service:String})');
+    // Only the faults of the signature or kind asked for are aggregated (not every fault, to be joined after).
+    const only = [opts.fingerprint ? 'signature = {fp:String}' : '', opts.kind ? 'kind = {kind:String}' : ''].filter(Boolean);
+    const faults = `${db}.faults FINAL${only.length ? ` WHERE ${only.join(' AND ')}` : ''}`;
     const rows = await this.store.query<Row>(
       `SELECT s.fingerprint AS fingerprint, s.kind AS kind, s.title AS title, s.exception_type AS exception_type, s.cause AS cause,
               f.occ AS occ, f.targets AS targets, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
@@ -128,7 +131,7 @@ export class SignatureReader {
                       if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at))))))) AS occ,
                 groupUniqArray(100)(if(instance = '', if(service = '', host, service), concat(service, '/', instance))) AS targets,
                 groupUniqArray(service) AS services
-         FROM ${db}.faults FINAL GROUP BY signature
+         FROM ${faults} GROUP BY signature
        ) AS f ON f.signature = s.fingerprint
        LEFT JOIN (SELECT * FROM ${db}.signature_states FINAL) AS u ON u.fingerprint = s.fingerprint
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
