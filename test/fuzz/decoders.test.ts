@@ -24,7 +24,8 @@ describe('fuzzing the OTLP decoders', () => {
     const s = fuzzDecoders({ seed: SEED, until: () => Date.now() >= until });
     console.log(formatSummary('decoders', s, (performance.now() - started) / 1000));
     assert.deepEqual(s.failures, []);
-    assert.ok(s.inputs > 500, `${s.inputs} inputs`);
+    // A floor that only says the run happened: a loaded machine decodes a few hundred in 3 s, an idle one thousands.
+    assert.ok(s.inputs >= 100, `${s.inputs} inputs`);
     assert.ok(s.accepted > 0 && s.rejected > 0, 'the mutations reach both outcomes');
     assert.ok(s.slowestMs < HANG_MS);
     assert.ok(s.heapGrowth < 64 * 1048576, `heap grew ${s.heapGrowth} bytes`);
@@ -115,7 +116,7 @@ describe('fuzzing a running faultline over HTTP', () => {
     const s = await fuzzHttp(fl, { seed: SEED, concurrency: 4, until: () => Date.now() >= until });
     console.log(formatSummary('OTLP/HTTP and ping API', s, (performance.now() - started) / 1000));
     assert.deepEqual(s.failures, []);
-    assert.ok(s.inputs > 100, `${s.inputs} requests`);
+    assert.ok(s.inputs >= 30, `${s.inputs} requests`);
     assert.equal(fl.proc.exitCode, null, 'faultline is still running');
     assert.ok((await fetch(`${fl.http}/healthz`)).ok);
     const grown = (rssKiB() - before) / 1024;
