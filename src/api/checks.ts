@@ -7,6 +7,7 @@ import type { Store } from '../store/index.js';
 import { checkAdminRoutes } from './check-admin.js';
 import { defineRoute, type RouteTable } from './route.js';
 import { checkRuns, type PingRecord } from './runs.js';
+import { CheckApiView } from './views.js';
 
 const PingsQuery = z
   .object({
@@ -23,7 +24,7 @@ const SlugParams = z.object({ slug: z.string().max(200) }).strict();
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-function checkView(slug: string, name: string, source: string, v: CheckView) {
+function checkView(slug: string, name: string, source: CheckApiView['source'], v: CheckView): CheckApiView {
   const { spec } = v;
   return {
     slug,
@@ -104,15 +105,36 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
     },
   );
 
-  defineRoute(table, { method: 'GET', url: '/api/v1/checks', summary: 'Every check with its schedule and state', tags, scope: 'read' }, async () => ({
-    checks: deps.registry
-      .list()
-      .sort((a, b) => a.slug.localeCompare(b.slug))
-      .map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
-  }));
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/checks',
+      summary: 'Every check with its schedule and state',
+      tags,
+      scope: 'read',
+      responses: { 200: { description: 'the checks', schema: z.object({ checks: z.array(CheckApiView) }) } },
+    },
+    async () => ({
+      checks: deps.registry
+        .list()
+        .sort((a, b) => a.slug.localeCompare(b.slug))
+        .map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
+    }),
+  );
 
-  defineRoute(table, { method: 'GET', url: '/api/v1/checks/:slug', summary: 'One check: schedule, state, last ping, next expected run', tags, scope: 'read', params: SlugParams }, async ({ params }) =>
-    show(params.slug),
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/checks/:slug',
+      summary: 'One check: schedule, state, last ping, next expected run',
+      tags,
+      scope: 'read',
+      params: SlugParams,
+      responses: { 200: { description: 'the check', schema: CheckApiView }, 404: { description: 'no such check' } },
+    },
+    async ({ params }) => show(params.slug),
   );
 
   const setPaused = (paused: boolean) => async ({ params, body }: { params: { slug: string }; body: z.infer<typeof PauseBody> }) => {

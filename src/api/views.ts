@@ -62,3 +62,25 @@ export const TargetView = z.object({
   heartbeat_interval_ms: z.number().nullable(),
 });
 export type TargetView = z.infer<typeof TargetView>;
+
+export const CheckApiView = z.object({
+  slug: z.string(),
+  name: z.string(),
+  source: z.enum(['config', 'auto', 'api']).describe('where the check is defined'),
+  schedule: z.object({
+    text: z.string(),
+    period_ms: z.number().nullable(),
+    cron: z.string().nullable(),
+    tz: z.string().nullable(),
+    grace_ms: z.number(),
+    max_runtime_ms: z.number(),
+  }),
+  state: z.enum(['up', 'late', 'down', 'running', 'paused']),
+  paused: z.object({ by: z.enum(['config', 'api']), since: isoTime.nullable() }).nullable(),
+  last_ping: z.object({ at: isoTime.nullable(), kind: z.enum(['success', 'start', 'fail', 'exit_code']), exit_code: z.number().nullable(), rid: z.string().nullable() }).nullable(),
+  last_success: isoTime.nullable(),
+  next_expected: isoTime.nullable(),
+  deadline: isoTime.nullable(),
+  running: z.array(z.object({ rid: z.string().nullable(), started_at: isoTime.nullable() })),
+});
+export type CheckApiView = z.infer<typeof CheckApiView>;
