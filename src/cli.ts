@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { ConfigError, ENV_NAMES, loadConfig, type Config } from './config/index.js';
-import { createLogger } from './log/index.js';
+import type { Config } from './config/index.js';
+import type { createLogger } from './log/index.js';
 import { VERSION } from './version.js';
 
-const HELP = `faultline ${VERSION} — identifies faults in running systems and drives their supervisors
+// The configuration (zod schemas, YAML) is loaded only for the service's own commands: `faultline run`
+// stays a small process beside the command it watches (the schemas alone weigh ~28 MiB of RSS).
+const help = (envNames: readonly string[]) => `faultline ${VERSION} — identifies faults in running systems and drives their supervisors
 
 Usage:
   faultline [serve] [--config FILE]     run the service (the default command)
@@ -25,7 +27,7 @@ Listeners (defaults): HTTP API, ping and dashboard :8080, OTLP/HTTP :4318, OTLP/
 Storage: embedded ClickHouse (chDB) under ./data unless FAULTLINE_CLICKHOUSE_URL names a server.
 
 Environment overrides:
-  ${ENV_NAMES.join('\n  ')}
+  ${envNames.join('\n  ')}
 `;
 
 function fail(message: string, code = 2): never {
@@ -58,7 +60,9 @@ async function main(argv: string[]): Promise<void> {
     fail(`${(err as Error).message}\nRun "faultline --help" for usage.`);
   }
   const { values, positionals } = parsed;
-  if (values.help) return void process.stdout.write(HELP);
+  const { ConfigError, ENV_NAMES, loadConfig } = await import('./config/index.js');
+  const { createLogger } = await import('./log/index.js');
+  if (values.help) return void process.stdout.write(help(ENV_NAMES));
   if (values.version) return void process.stdout.write(`${VERSION}\n`);
   const command = positionals[0] ?? 'serve';
   if (positionals.length > 1 || !['serve', 'migrate'].includes(command))

@@ -4,6 +4,8 @@
  * jitter (honouring Retry-After); when the queue is full the oldest heartbeat goes first, and an event (an
  * exit) only when nothing but events is left. Everything dropped is counted.
  */
+import { post } from './post.js';
+
 export type AttrValue = string | number | boolean | null | undefined;
 export type Attrs = Record<string, AttrValue>;
 
@@ -46,6 +48,8 @@ export interface SenderOptions {
   batchSize?: number;
   /** Request timeout (default 2 s). */
   timeoutMs?: number;
+  /** Sent with every request (e.g. authorization). */
+  headers?: Record<string, string>;
   /** Backoff bounds (default 250 ms .. 10 s). */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -188,25 +192,15 @@ export class OtlpSender {
       })),
     };
     try {
-      const res = await fetch(`${this.opts.endpoint}/v1/logs`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify(body),
-        signal: AbortSignal.timeout(this.opts.timeoutMs ?? 2000),
-      });
-      const text = await res.text().catch(() => '');
-      if (res.ok) return { ok: true };
-      const error = `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      const res = await post(`${this.opts.endpoint}/v1/logs`, JSON.stringify(body), { ...this.opts.headers, 'content-type': 'application/json' }, this.opts.timeoutMs ?? 2000);
+      if (res.status >= 200 && res.status < 300) return { ok: true };
+      const error = `HTTP ${res.status}${res.text ? `: ${res.text.slice(0, 200)}` : ''}`;
       this.stats.lastError = error;
-      if (RETRYABLE.has(res.status)) {
-        const retryAfter = Number(res.headers.get('retry-after'));
-        return { ok: false, error, retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined };
-      }
+      if (RETRYABLE.has(res.status)) return { ok: false, error, retryAfterMs: res.retryAfterS !== null ? res.retryAfterS * 1000 : undefined };
       this.opts.log(`faultline refused ${batch.length} records: ${error}`);
       return { ok: false, rejected: true, error };
     } catch (err) {
-      const e = err as Error & { cause?: { code?: string; message?: string } };
-      const error = e.cause?.code ?? e.cause?.message ?? e.message;
+      const error = (err as Error).message;
       this.stats.lastError = error;
       return { ok: false, error };
     }

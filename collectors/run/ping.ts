@@ -4,6 +4,8 @@
  * order, one at a time, in the background (the command never waits for them), each retried with backoff
  * for a while when faultline cannot be reached.
  */
+import { post } from './post.js';
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
 
 export class CheckPinger {
@@ -16,6 +18,8 @@ export class CheckPinger {
     private readonly baseUrl: string,
     readonly slug: string,
     private readonly log: (message: string) => void,
+    /** Sent with every ping (authorization). */
+    private readonly headers: Record<string, string> = {},
     /** How long one ping is retried before it is given up (default 30 s). */
     private readonly retryForMs = 30_000,
   ) {}
@@ -47,28 +51,21 @@ export class CheckPinger {
     for (let backoff = 200; ; backoff = Math.min(5000, backoff * 2)) {
       let error: string;
       try {
-        const res = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'text/plain; charset=utf-8' },
-          body: body ?? '',
-          signal: AbortSignal.timeout(2000),
-        });
-        const text = await res.text().catch(() => '');
-        if (res.ok) {
+        const res = await post(url, body ?? '', { ...this.headers, 'content-type': 'text/plain; charset=utf-8' }, 2000);
+        if (res.status >= 200 && res.status < 300) {
           this.sent++;
           return;
         }
-        error = `HTTP ${res.status}: ${text.slice(0, 300)}`;
+        error = `HTTP ${res.status}: ${res.text.slice(0, 300)}`;
         if (res.status !== 429 && res.status < 500) {
-          // Not worth retrying (an unknown check, a bad slug): say why once.
+          // Not worth retrying (an unknown check, a bad slug, a missing token): say why once.
           this.failed++;
           if (error !== this.lastError) this.log(`ping ${url} refused: ${error}`);
           this.lastError = error;
           return;
         }
       } catch (err) {
-        const e = err as Error & { cause?: { code?: string } };
-        error = e.cause?.code ?? e.message;
+        error = (err as Error).message;
       }
       if (Date.now() + backoff > until) {
         this.failed++;
