@@ -15,7 +15,8 @@ import { HELP, parseRunArgs, UsageError, type RunOptions } from './options.js';
 import { OtlpSender, type SenderStats } from './otlp.js';
 import { CheckPinger } from './ping.js';
 import { memoryCgroup } from './proc.js';
-import { childEnv, exitRecord, heartbeatRecord, identity, resource, wrapperExitCode } from './report.js';
+import { closeConnections } from './post.js';
+import { childEnv, exitRecord, heartbeatRecord, identity, requestHeaders, resource, wrapperExitCode } from './report.js';
 import { RestartPolicy } from './restart.js';
 import { SignalRelay } from './signals.js';
 
@@ -71,10 +72,11 @@ export async function main(argv: string[]): Promise<number> {
   // A reader of the wrapper's stderr that went away (EPIPE) must not end the wrapper, nor the command with it.
   process.stderr.on('error', () => undefined);
   const id = identity(opts, process.env, hostname(), process.pid);
-  const env = childEnv(process.env, id, opts.otlpEndpoint);
+  const env = childEnv(process.env, id, opts.otlpEndpoint, opts.token);
   const cgroup = memoryCgroup();
-  const sender = new OtlpSender({ endpoint: opts.otlpEndpoint, maxRecords: opts.buffer, scope: { name: 'faultline.run', version: version() }, log });
-  const pinger = opts.check ? new CheckPinger(opts.url, opts.check, log) : null;
+  const headers = requestHeaders(process.env, opts.token);
+  const sender = new OtlpSender({ endpoint: opts.otlpEndpoint, maxRecords: opts.buffer, scope: { name: 'faultline.run', version: version() }, log, headers });
+  const pinger = opts.check ? new CheckPinger(opts.url, opts.check, log, headers.authorization ? { authorization: headers.authorization } : {}) : null;
   const policy = new RestartPolicy({
     mode: opts.restart,
     initialDelayMs: opts.restartDelayMs,
@@ -143,5 +145,6 @@ export async function main(argv: string[]): Promise<number> {
   reportDelivery(stats, opts);
   if (!pinged) log(`check pings to ${opts.url} not all delivered within ${ms(opts.flushTimeoutMs)}`);
   relay.uninstall();
+  closeConnections();
   return exitCode;
 }

@@ -19,6 +19,10 @@ and FAULTLINE_SUPERVISED=1, so an OpenTelemetry SDK inside it reports as the sam
 Where to report:
       --otlp-endpoint URL     OTLP/HTTP base URL (default: $OTEL_EXPORTER_OTLP_ENDPOINT, else http://127.0.0.1:4318)
       --url URL               faultline's HTTP address, for check pings (default: $FAULTLINE_URL, else http://127.0.0.1:8080)
+      --token T               faultline API token with the ingest scope, sent as "Authorization: Bearer T" with
+                              telemetry and pings (default: $FAULTLINE_TOKEN; else an authorization header in
+                              $OTEL_EXPORTER_OTLP_HEADERS); the command gets it too, as FAULTLINE_TOKEN and in
+                              OTEL_EXPORTER_OTLP_HEADERS, unless those are set
 
 Cron jobs:
       --check SLUG            ping /ping/SLUG/start?rid=<run id> before each run and /ping/SLUG/<exit code>?rid=…
@@ -54,6 +58,7 @@ export interface RunOptions {
   otlpEndpoint: string;
   url: string;
   check?: string;
+  token?: string;
   restart: RestartMode;
   restartDelayMs: number;
   restartMaxDelayMs: number;
@@ -93,6 +98,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
         'otlp-endpoint': { type: 'string' },
         url: { type: 'string' },
         check: { type: 'string' },
+        token: { type: 'string' },
         restart: { type: 'string' },
         'restart-delay': { type: 'string' },
         'restart-max-delay': { type: 'string' },
@@ -119,6 +125,8 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
   if (!RESTART_MODES.includes(restart)) throw new UsageError(`--restart: "${v.restart}" is not one of ${RESTART_MODES.join(', ')}`);
   if (v.check !== undefined && !/^[a-z0-9][a-z0-9_.-]{0,127}$/.test(v.check))
     throw new UsageError(`--check: "${v.check}" is not a check slug (lower-case letters, digits, "-", "_", ".")`);
+  const token = v.token ?? (env.FAULTLINE_TOKEN || undefined);
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--token must be printable characters without spaces');
   for (const flag of ['service', 'instance'] as const)
     if (v[flag] !== undefined && v[flag].trim() === '') throw new UsageError(`--${flag} must not be empty`);
   const url = (flag: string, text: string) => {
@@ -144,6 +152,7 @@ export function parseRunArgs(argv: string[], env: NodeJS.ProcessEnv = process.en
     otlpEndpoint: url('--otlp-endpoint', v['otlp-endpoint'] ?? env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://127.0.0.1:4318'),
     url: url('--url', v.url ?? env.FAULTLINE_URL ?? 'http://127.0.0.1:8080'),
     check: v.check,
+    token,
     restart,
     restartDelayMs,
     restartMaxDelayMs,

@@ -65,8 +65,19 @@ export function resource(id: Identity, command: string, args: string[], childPid
   };
 }
 
+/**
+ * The headers of the wrapper's own requests: OTEL_EXPORTER_OTLP_HEADERS (names lower-cased), with the
+ * token, when there is one, as the authorization.
+ */
+export function requestHeaders(env: NodeJS.ProcessEnv, token: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(parseResourceAttributes(env.OTEL_EXPORTER_OTLP_HEADERS))) headers[k.toLowerCase()] = v;
+  if (token) headers.authorization = `Bearer ${token}`;
+  return headers;
+}
+
 /** The command's environment: the same identity for an OpenTelemetry SDK inside it, and "supervised". */
-export function childEnv(env: NodeJS.ProcessEnv, id: Identity, otlpEndpoint: string): NodeJS.ProcessEnv {
+export function childEnv(env: NodeJS.ProcessEnv, id: Identity, otlpEndpoint: string, token?: string): NodeJS.ProcessEnv {
   const attrs: Record<string, string> = {
     ...parseResourceAttributes(env.OTEL_RESOURCE_ATTRIBUTES),
     'service.instance.id': id.instance,
@@ -82,6 +93,8 @@ export function childEnv(env: NodeJS.ProcessEnv, id: Identity, otlpEndpoint: str
       .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
       .join(','),
     OTEL_EXPORTER_OTLP_ENDPOINT: otlpEndpoint,
+    // The token reaches the command's own SDK and pings, unless it was given its own.
+    ...(token && { FAULTLINE_TOKEN: env.FAULTLINE_TOKEN ?? token, OTEL_EXPORTER_OTLP_HEADERS: env.OTEL_EXPORTER_OTLP_HEADERS ?? `authorization=${encodeURIComponent(`Bearer ${token}`)}` }),
   };
 }
 

@@ -113,7 +113,7 @@ describe('faultline run', { concurrency: true }, () => {
     const t = await eventually(async () => {
       const v = await target('victim');
       return v?.last_heartbeat ? v : undefined;
-    }, 10_000, 'a heartbeat from the victim');
+    }, 20_000, 'a heartbeat from the victim');
     assert.notEqual(t.pid, w.proc.pid, "process.pid is the child's, not the wrapper's");
     process.kill(t.pid, 'SIGKILL');
     const exit = await w.exited;
@@ -132,7 +132,7 @@ describe('faultline run', { concurrency: true }, () => {
 
   it('SIGTERM to the wrapper is forwarded: the wrapper exits 143, the exit is intended, no fault', async () => {
     const w = wrap(['--service', 'stoppable', '--interval', '200ms', '--', process.execPath, '-e', 'process.stderr.write("ready\\n"); setInterval(() => {}, 1000)']);
-    await eventually(async () => w.stderr().includes('ready') && (await target('stoppable'))?.last_heartbeat, 10_000, 'the child up');
+    await eventually(async () => w.stderr().includes('ready') && (await target('stoppable'))?.last_heartbeat, 20_000, 'the child up');
     const { pid } = (await target('stoppable'))!;
     w.proc.kill('SIGTERM');
     const exit = await w.exited;
@@ -181,8 +181,8 @@ describe('faultline run', { concurrency: true }, () => {
 
   it('faultline unreachable: the child runs to its end, its exit code is returned, and the drops are reported', async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
-    const w = wrap(['--service', 'orphan', '--interval', '50ms', '--buffer', '5', '--flush-timeout', '500ms', '--', 'sh', '-c', 'sleep 1; echo "done anyway" >&2; exit 5'], { otlp: closed });
-    await eventually(async () => w.stderr().includes('done anyway'), 10_000, 'the child to the end');
+    const w = wrap(['--service', 'orphan', '--interval', '50ms', '--buffer', '5', '--flush-timeout', '500ms', '--', 'sh', '-c', 'sleep 2; echo "done anyway" >&2; exit 5'], { otlp: closed });
+    await eventually(async () => w.stderr().includes('done anyway'), 20_000, 'the child to the end');
     const ended = Date.now();
     const exit = await w.exited;
     assert.equal(exit.code, 5);
@@ -191,7 +191,7 @@ describe('faultline run', { concurrency: true }, () => {
     assert.ok(m, exit.stderr);
     assert.ok(Number(m[1]) > 0, `dropped ${m[1]} heartbeats`);
     assert.equal(Number(m[2]), 4, 'the buffer kept the exit event and the newest heartbeats');
-    assert.ok(Date.now() - ended < 2000, `the wrapper gave up delivering after --flush-timeout (exited ${Date.now() - ended} ms after the child)`);
+    assert.ok(Date.now() - ended < 3000, `the wrapper gave up delivering after --flush-timeout (exited ${Date.now() - ended} ms after the child)`);
   });
 });
 
@@ -248,6 +248,64 @@ describe('faultline run: what reached the store', () => {
       assert.deepEqual(flakyExits.map((e) => e.reason), ['error', 'error', 'error']);
     } finally {
       for (const p of spawned) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+      await started?.kill9();
+      removeDir(dir);
+    }
+  });
+});
+
+describe('faultline run: with API tokens', () => {
+  it('sends the token with telemetry and pings and hands it to the command; without one faultline refuses, the command runs on', async () => {
+    const dir = tempDir('faultline-run-token-');
+    const [ingest, admin] = ['ingest-token-0123456789abcdef', 'admin-token-0123456789abcdef'];
+    writeFileSync(join(dir, 'faultline.yaml'), `
+auth:
+  tokens:
+    - { name: hosts, token: ${ingest}, scopes: [ingest] }
+    - { name: ops, token: ${admin}, scopes: [admin] }
+checks:
+  - slug: tokened-job
+`);
+    let started: RunningFaultline | undefined;
+    try {
+      const fl = (started = await startFaultline({ dataDir: join(dir, 'data'), args: ['--config', join(dir, 'faultline.yaml')] }));
+      const run = (args: string[], env: Record<string, string> = {}) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const p = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', fl.otlpHttp, '--url', fl.http, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+          let stderr = '';
+          p.stderr!.on('data', (d) => (stderr += d));
+          p.on('exit', (code) => resolve({ code, stderr }));
+        });
+      const api = async <T>(path: string) => {
+        const res = await fetch(`${fl.http}${path}`, { headers: { authorization: `Bearer ${admin}` } });
+        assert.equal(res.status, 200, path);
+        return (await res.json()) as T;
+      };
+      const [withFlag, fromEnv, without] = await Promise.all([
+        run(['--token', ingest, '--service', 'tokened', '--check', 'tokened-job', '--', 'sh', '-c', 'echo "child has $FAULTLINE_TOKEN / $OTEL_EXPORTER_OTLP_HEADERS" >&2']),
+        run(['--service', 'tokened-env', '--', 'sh', '-c', 'sleep 0.4; exit 0'], { FAULTLINE_TOKEN: ingest }),
+        run(['--service', 'untokened', '--flush-timeout', '500ms', '--', 'sh', '-c', 'sleep 0.4; exit 4']),
+      ]);
+      assert.equal(withFlag.code, 0);
+      assert.match(withFlag.stderr, new RegExp(`child has ${ingest} / authorization=Bearer%20${ingest}`));
+      assert.doesNotMatch(withFlag.stderr, /refused|not delivered/, withFlag.stderr);
+      assert.equal(fromEnv.code, 0);
+      assert.doesNotMatch(fromEnv.stderr, /refused|not delivered/, fromEnv.stderr);
+      assert.equal(without.code, 4, "the command's exit code, though faultline refused its telemetry");
+      assert.match(without.stderr, /faultline refused \d+ records: HTTP 401/);
+
+      type Target = { service: string };
+      const targets = await eventually(async () => {
+        const { targets: all } = await api<{ targets: Target[] }>('/api/v1/targets');
+        return all.some((t) => t.service === 'tokened') && all.some((t) => t.service === 'tokened-env') ? all : undefined;
+      }, 10_000, 'the tokened targets');
+      assert.ok(!targets.some((t) => t.service === 'untokened'), 'nothing without a token got in');
+      const check = await eventually(async () => {
+        const c = await api<{ state: string }>('/api/v1/checks/tokened-job');
+        return c.state === 'up' ? c : undefined;
+      }, 10_000, 'the check pinged with the token');
+      assert.equal(check.state, 'up');
+    } finally {
       await started?.kill9();
       removeDir(dir);
     }
