@@ -85,12 +85,14 @@ async function collectorOverhead(fl: Faultline): Promise<Overhead> {
         req.on('error', () => resolve());
         req.end();
       });
-    // Steady load: every tick one request to each app, in alternating order.
-    let tick = 0;
+    // Steady load: every 10 ms, as many requests to each app (alternating which goes first) as the rate
+    // asks for by now, so a late timer under load does not lower the rate.
+    const began = performance.now();
+    let due = 0;
     const load = setInterval(() => {
-      const order = tick++ % 2 ? ports : [...ports].reverse();
-      for (const p of order) void get(p);
-    }, 1000 / RATE);
+      const target = Math.floor(((performance.now() - began) / 1000) * RATE);
+      for (; due < target; due++) for (const p of due % 2 ? ports : [...ports].reverse()) void get(p);
+    }, 10);
     await sleep(WARMUP_S * 1000);
     const samplers = [new ProcSampler(plain.proc.pid!), new ProcSampler(watched.proc.pid!)];
     for (const s of samplers) s.start();
@@ -153,9 +155,11 @@ async function wrapperRss(fl: Faultline): Promise<WrapperRss[]> {
  * A pass-through in front of faultline's OTLP/HTTP port: for every exit event in a request, the delay from
  * the time its child printed last (the stderr tail) to faultline's answer passing back.
  */
-async function ackProxy(fl: Faultline): Promise<{ port: number; delays: number[]; close(): void }> {
+async function ackProxy(fl: Faultline): Promise<{ port: number; delays: number[]; wrapperSide: number[]; close(): void }> {
   const delays: number[] = [];
+  const wrapperSide: number[] = [];
   const server = createServer((req, res) => {
+    const arrived = nowMs();
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', async () => {
@@ -165,20 +169,24 @@ async function ackProxy(fl: Faultline): Promise<{ port: number; delays: number[]
       const text = upstream ? Buffer.from(await upstream.arrayBuffer()) : Buffer.from('upstream down');
       if (upstream?.ok) {
         for (const m of body.toString().matchAll(/"key":"process\.stderr\.tail","value":\{"stringValue":"(?:[^"]*\\n)?exit-at (\d+)/g))
-          delays.push(answered - Number(BigInt(m[1]) / 1000n) / 1000);
+        {
+          const exitedAt = Number(BigInt(m[1]) / 1000n) / 1000;
+          delays.push(answered - exitedAt);
+          wrapperSide.push(arrived - exitedAt);
+        }
       }
       res.writeHead(upstream?.status ?? 502, { 'content-type': upstream?.headers.get('content-type') ?? 'text/plain' });
       res.end(text);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as { port: number }).port, delays, close: () => server.close() };
+  return { port: (server.address() as { port: number }).port, delays, wrapperSide, close: () => server.close() };
 }
 
 /** The child: a short life, then the time (ns) on stderr as its very last act before exit 3. */
 const CHILD = ['sh', '-c', 'sleep 0.3; echo "exit-at $(date +%s%N)" >&2; exit 3'];
 
-async function exitToAck(fl: Faultline): Promise<{ warm: Summary; cold: Summary; all: Summary }> {
+async function exitToAck(fl: Faultline): Promise<{ warm: Summary; cold: Summary; all: Summary; sentAfter: Summary }> {
   const proxy = await ackProxy(fl);
   const otlp = `http://127.0.0.1:${proxy.port}`;
   const run = (args: string[]) =>
@@ -188,7 +196,8 @@ async function exitToAck(fl: Faultline): Promise<{ warm: Summary; cold: Summary;
     const warm = proxy.delays.splice(0);
     for (let i = 0; i < 10; i++) await run([]);
     const cold = proxy.delays.splice(0);
-    return { warm: summarize(warm), cold: summarize(cold), all: summarize([...warm, ...cold]) };
+    // The part before faultline: from the child's exit until the wrapper's request reached the proxy.
+    return { warm: summarize(warm), cold: summarize(cold), all: summarize([...warm, ...cold]), sentAfter: summarize(proxy.wrapperSide) };
   } finally {
     proxy.close();
   }
@@ -215,6 +224,7 @@ async function main(): Promise<void> {
     const line = (name: string, s: Summary) => console.log(`     ${name}: n=${s.count} p50 ${fmt(s.p50, 1)} p99 ${fmt(s.p99, 1)} max ${fmt(s.max, 1)} ms`);
     line('warm (restarts)', e.warm);
     line('cold (one-shot)', e.cold);
+    line('of which: exit → the wrapper\'s request sent', e.sentAfter);
 
     const shipped = w[0];
     const best = w.slice(1, -1).reduce((a, b) => (b.rssMaxMiB < a.rssMaxMiB ? b : a));
