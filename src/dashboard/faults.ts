@@ -8,24 +8,37 @@ import type { FaultDetail, FaultList, SignatureDetail } from './types.js';
 
 const FILTERS = ['kind', 'state', 'service', 'instance', 'signature', 'from', 'to', 'limit'] as const;
 const PAGE = 50;
+const SINCE = [
+  { value: '1h', label: 'last hour', ms: 3_600_000 },
+  { value: '24h', label: 'last 24 hours', ms: 86_400_000 },
+  { value: '7d', label: 'last 7 days', ms: 7 * 86_400_000 },
+];
 
 /** The faults list: the API's filters as a form, a page of faults, and links to the older page and back to the newest. */
-export async function faultListModel(api: ApiClient, query: Record<string, string | undefined>) {
+export async function faultListModel(api: ApiClient, query: Record<string, string | undefined>, now = Date.now()) {
+  // Links carry the filters as the viewer chose them ("since 1h" stays relative); the API gets absolute times.
   const params = new URLSearchParams();
   for (const k of FILTERS) if (query[k]) params.set(k, query[k]!);
-  const filters = Object.fromEntries(FILTERS.map((k) => [k, query[k] ?? '']));
-  const kinds = FAULT_KINDS.map((k) => ({ value: k, selected: k === query.kind }));
-  const states = ['open', 'resolved'].map((s) => ({ value: s, selected: s === query.state }));
-  const listParams = new URLSearchParams(params);
+  const since = SINCE.find((s) => s.value === query.since);
+  if (since) params.set('since', since.value);
+  const listParams = new URLSearchParams([...params].filter(([k]) => k !== 'since'));
+  if (since && !query.from) listParams.set('from', String(now - since.ms));
   if (!query.limit) listParams.set('limit', String(PAGE));
   if (query.cursor) listParams.set('cursor', query.cursor);
+  const form = {
+    filters: Object.fromEntries(FILTERS.map((k) => [k, query[k] ?? ''])),
+    kinds: FAULT_KINDS.map((k) => ({ value: k, selected: k === query.kind })),
+    states: ['open', 'resolved'].map((s) => ({ value: s, selected: s === query.state })),
+    sinces: SINCE.map((s) => ({ value: s.value, label: s.label, selected: s === since })),
+    filtered: [...params].some(([k]) => k !== 'limit'),
+  };
   try {
     const list = await api.get<FaultList>(`/api/v1/faults?${listParams}`);
     const older = list.next_cursor ? `/faults?${new URLSearchParams([...params, ['cursor', list.next_cursor]])}` : null;
-    return { filters, kinds, states, faults: list.faults.map(faultRow), older, newest: query.cursor ? `/faults?${params}` : null, filtered: [...params].some(([k]) => k !== 'limit') };
+    return { ...form, faults: list.faults.map(faultRow), older, newest: query.cursor ? `/faults?${params}` : null };
   } catch (err) {
     // A bad filter is the viewer's to fix: show the API's message above the form.
-    if (err instanceof ApiError && err.status === 400) return { filters, kinds, states, faults: [], error: err.message, filtered: true };
+    if (err instanceof ApiError && err.status === 400) return { ...form, faults: [], error: err.message };
     throw err;
   }
 }

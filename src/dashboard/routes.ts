@@ -183,6 +183,15 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
       return state === 'active' ? 'Signature active again.' : `Signature marked ${state}.`;
     }),
   );
+  app.post<{ Params: { slug: string; verb: string } }>(
+    '/checks/:slug/:verb',
+    action('/checks', async (api, form, req) => {
+      const { slug, verb } = req.params as { slug: string; verb: string };
+      if (verb !== 'pause' && verb !== 'resume') throw new ApiError(404, 'not_found', `no check action "${verb}"`);
+      await api.post(`/api/v1/checks/${encodeURIComponent(slug)}/${verb}`, { author: form.get('author') ?? '' });
+      return `Check ${slug} ${verb === 'pause' ? 'paused: it raises no fault until resumed' : 'resumed: judged from now on'}.`;
+    }),
+  );
   app.post(
     '/rules/reload',
     action('/rules', async (api) => {

@@ -240,6 +240,11 @@ describe('web dashboard in a real browser', () => {
     await page.goto(`${fl.http}/checks`);
     await eventually(async () => (await page.reload(), /Nightly database backup[\s\S]*up[\s\S]*success/.test(await page.locator('main').innerText())), 10_000, 'the check after its ping');
     await screenshot(page, 'checks-1280');
+    await page.getByRole('button', { name: 'Pause Nightly database backup' }).click();
+    assert.match(await page.locator('.flash-ok').innerText(), /nightly-backup paused/);
+    assert.match(await page.locator('main table').innerText(), /paused by api/);
+    await page.getByRole('button', { name: 'Resume Nightly database backup' }).click();
+    assert.match(await page.locator('.flash-ok').innerText(), /nightly-backup resumed/);
 
     await page.goto(`${fl.http}/rules`);
     assert.match(await page.locator('main').innerText(), /active version[\s\S]*graceful-exit/i);
@@ -247,7 +252,12 @@ describe('web dashboard in a real browser', () => {
     await screenshot(page, 'rules-1280');
 
     await page.goto(`${fl.http}/faults`);
-    assert.ok((await page.locator('[data-fault-id]').count()) >= 4);
+    const all = await page.locator('[data-fault-id]').count();
+    assert.ok(all >= 4);
+    await page.getByLabel('Started').selectOption('1h');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.waitForURL('**/faults?**since=1h**');
+    assert.equal(await page.locator('[data-fault-id]').count(), all, 'every fault of this test started within the hour');
     // Pages of two: the second page holds the next faults, and the first link leads back.
     await page.goto(`${fl.http}/faults?limit=2`);
     const firstPage = await page.locator('[data-fault-id]').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-fault-id')));
