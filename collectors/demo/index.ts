@@ -20,7 +20,7 @@ import { CRON_CHECK, describePlan, SCHEDULE, scaled, STORY_SECONDS } from './sch
 import { StoryWatcher } from './watch.js';
 
 /** Time for the fleet to start before the story's clock begins. */
-const LEAD_MS = 3000;
+const LEAD_MS = 5000;
 
 /** Start-up was cut short by a signal: not an error. */
 class Interrupted extends Error {}

@@ -73,11 +73,17 @@ const speed = Number(process.env.DEMO_SPEED ?? '1');
 let collector: Collector = start();
 let failing = false;
 
-/** Runs `fn` at the mischief's time, or at once when the story is already past it and `inForce`. */
+/**
+ * A process started a little late (a slow machine) still plays its part; one restarted after its mischief
+ * (seconds later: detection, backoff, restart) must not play it again.
+ */
+const LATE_OK_MS = 1500;
+
+/** Runs `fn` at the mischief's time, or at once when the story is just past it, or past it and `inForce`. */
 function when(m: Mischief, fn: () => void, inForce = false): void {
   const due = t0 + scaled(m.at, speed) - Date.now();
   if (due > 0) setTimeout(fn, due);
-  else if (inForce) fn();
+  else if (inForce || due > -LATE_OK_MS) fn();
 }
 
 for (const m of mischiefsOf(name)) {
@@ -167,10 +173,11 @@ switch (role) {
     break;
   case 'api': {
     let n = 0;
-    // While the fleet starts, orders are taken once payments answers: calls failing then would teach
-    // faultline that api's calls usually fail, and payments' outage later would not stand out. A restarted
-    // api takes orders at once, whatever state payments is in.
-    const ready = Date.now() < t0 ? untilUp(paymentsUrl) : Promise.resolve();
+    // At its first start api takes orders once payments answers: calls failing while the fleet starts
+    // would teach faultline that api's calls usually fail, and payments' outage later would not stand out.
+    // A restart (after api's first mischief) takes orders at once, whatever state payments is in.
+    const firstStart = Date.now() < t0 + scaled(mischiefsOf(name)[0]?.at ?? 0, speed);
+    const ready = firstStart ? untilUp(paymentsUrl) : Promise.resolve();
     void ready.then(() =>
       setInterval(() => {
         internal('POST /orders', () => orderTotal({ id: ++n, items: [{ price: 20 }], discount: { percent: 10 } }));
