@@ -39,13 +39,21 @@ export class LiveFeed {
     this.publish({ type: 'fault.resolved', summary: `${f.kind} of ${targetName(f)} resolved`, href: `/faults/${f.id}`, at: new Date(f.resolvedAt ?? Date.now()).toISOString() });
   }
 
-  /** Escalation's outgoing events (supervisor actions, notifications): one line each. */
+  /** Escalation's outgoing events (supervisor actions, notifications): one line each. Never throws: it sits in escalation's path. */
   escalated(events: { type: string; occurredAt: number; data: Record<string, unknown> }[]): void {
+    try {
+      this.summarise(events);
+    } catch {
+      // An event of an unexpected shape is not worth a line on a page.
+    }
+  }
+
+  private summarise(events: { type: string; occurredAt: number; data: Record<string, unknown> }[]): void {
     const seen = new Set<string>();
     for (const e of events) {
       const action = e.data.action as { supervisor?: string; action?: string; children?: { name?: string }[] } | undefined;
       const summary = e.type.startsWith('supervisor.')
-        ? `${action?.supervisor ?? 'supervisor'}: ${action?.action ?? e.type} ${(action?.children ?? []).map((c) => c.name).join(', ')}`.trim()
+        ? `${action?.supervisor ?? 'supervisor'}: ${action?.action ?? e.type} ${(Array.isArray(action?.children) ? action.children : []).map((c) => c?.name ?? '').join(', ')}`.trim()
         : e.type;
       // One event goes to several endpoints; the page needs to hear of it once.
       if (seen.has(e.type + summary)) continue;
@@ -83,8 +91,13 @@ export class LiveFeed {
 }
 
 function write(reply: FastifyReply, id: number, event: LiveEvent): void {
-  if (reply.raw.writableEnded) return;
-  reply.raw.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  const res = reply.raw;
+  if (res.writableEnded || res.destroyed) return;
+  try {
+    res.write(`id: ${id}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+  } catch {
+    // The browser went away; 'close' removes the stream.
+  }
 }
 
 export function targetName(f: { service: string; instance: string; host: string; check: string }): string {
