@@ -9,6 +9,8 @@ const AFTER_MS = 60_000;
 const MAX_HEARTBEATS = 1000;
 const MAX_LOGS = 200;
 const MAX_EXCEPTIONS = 50;
+/** A span may have started this long before the exception it recorded. */
+const SPAN_LEAD_MS = 15 * 60_000;
 
 type Row = Record<string, unknown>;
 
@@ -22,10 +24,15 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
   const db = store.database;
   // Up to the resolution (or now), but a long-open fault shows its first half hour, not days of heartbeats.
   const end = Math.min(f.resolvedAt ?? Date.now(), f.detectedAt + 30 * 60_000) + AFTER_MS;
-  const p = { s: f.service, i: f.instance, from: f.startedAt - BEFORE_MS, to: end, fid: f.id };
+  const p = { s: f.service, i: f.instance, from: f.startedAt - BEFORE_MS, to: end, fid: f.id, detected: f.detectedAt };
   const range = `ts BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`;
   const target = f.instance ? `service = {s:String} AND instance = {i:String}` : f.service ? `service = {s:String}` : '0';
   const q = <T = Row>(sql: string) => store.query<T>(sql, p);
+  // Actions first: their ids find their deliveries without another scan of the actions.
+  const actionsRead = q(`SELECT id, argMax(supervisor, updated_at) AS supervisor, argMax(action, updated_at) AS action, argMax(strategy, updated_at) AS strategy,
+              argMax(children, updated_at) AS children, argMax(state, updated_at) AS state, argMax(detail, updated_at) AS detail,
+              argMax(budget_left, updated_at) AS budget_left, toString(min(created_at)) AS created, toString(max(updated_at)) AS updated
+       FROM ${db}.actions WHERE fault_id = {fid:String} AND created_at >= fromUnixTimestamp64Milli({detected:Int64}) - toIntervalMinute(1) GROUP BY id ORDER BY created`);
   const [heartbeats, exits, exceptions, logs, actions, deliveries, pings] = await Promise.all([
     q(`SELECT toString(ts) AS time, instance, version, interval_ms, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
        FROM ${db}.heartbeats WHERE ${target} AND ${range} ORDER BY ts DESC LIMIT ${MAX_HEARTBEATS}`),
@@ -36,11 +43,8 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
        FROM ${db}.exceptions WHERE ${target} AND ${range} ORDER BY ts DESC LIMIT ${MAX_EXCEPTIONS}`),
     q(`SELECT toString(ts) AS time, instance, severity_text, event_name, body, trace_id, span_id, attributes
        FROM ${db}.logs WHERE ${target} AND ${range} ORDER BY ts DESC LIMIT ${MAX_LOGS}`),
-    q(`SELECT id, argMax(supervisor, updated_at) AS supervisor, argMax(action, updated_at) AS action, argMax(strategy, updated_at) AS strategy,
-              argMax(children, updated_at) AS children, argMax(state, updated_at) AS state, argMax(detail, updated_at) AS detail,
-              argMax(budget_left, updated_at) AS budget_left, toString(min(created_at)) AS created, toString(max(updated_at)) AS updated
-       FROM ${db}.actions WHERE fault_id = {fid:String} GROUP BY id ORDER BY created`),
-    deliveriesOf(store, f),
+    actionsRead,
+    actionsRead.then((list) => deliveriesOf(store, f, list.map((a) => String(a.id)))),
     f.check
       ? store.query(
           `SELECT toString(ts) AS time, kind, exit_code, rid, method, rightUTF8(body, 2000) AS body, body_bytes, body_truncated
@@ -49,7 +53,7 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
         )
       : Promise.resolve([]),
   ]);
-  const spans = await spansOf(store, exceptions);
+  const spans = await spansOf(store, exceptions, target, p);
   const rule = rules.current.version === f.rulesVersion ? (rules.current.rules.find((r) => r.id === f.ruleId) ?? null) : null;
   return {
     window: { from: new Date(p.from).toISOString(), to: new Date(p.to).toISOString() },
@@ -66,13 +70,16 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
 }
 
 /** The spans the exception events belong to (one trace read per exception, at most a few). */
-async function spansOf(store: Store, exceptions: { trace_id: string; span_id: string }[]) {
+async function spansOf(store: Store, exceptions: { trace_id: string; span_id: string }[], target: string, p: Record<string, unknown> & { from: number }) {
   const keys = [...new Set(exceptions.filter((e) => e.trace_id && e.span_id).map((e) => `${e.trace_id}:${e.span_id}`))].slice(0, 20);
   if (keys.length === 0) return [];
   const traces = [...new Set(keys.map((k) => k.split(':')[0]))];
   const rows = await store.query<SpanRow>(
-    `SELECT ${SPAN_COLUMNS} FROM ${store.database}.spans WHERE trace_id IN {traces:Array(String)} AND concat(trace_id, ':', span_id) IN {keys:Array(String)} ORDER BY ts`,
-    { traces, keys },
+    // The target and a time range first: they are the table's order, so only its recent parts are read.
+    `SELECT ${SPAN_COLUMNS} FROM ${store.database}.spans
+     WHERE ${target} AND ts BETWEEN fromUnixTimestamp64Milli({spansFrom:Int64}) AND fromUnixTimestamp64Milli({to:Int64})
+       AND trace_id IN {traces:Array(String)} AND concat(trace_id, ':', span_id) IN {keys:Array(String)} ORDER BY ts`,
+    { ...p, spansFrom: p.from - SPAN_LEAD_MS, traces, keys },
   );
   return rows.map(spanView);
 }
@@ -81,15 +88,15 @@ async function spansOf(store: Store, exceptions: { trace_id: string; span_id: st
  * Webhook deliveries the fault caused: those of its supervisor actions (the delivery id is the action id)
  * and the notifications whose payload names it, each with its current state from the attempt history.
  */
-async function deliveriesOf(store: Store, f: Fault) {
+async function deliveriesOf(store: Store, f: Fault, actionIds: string[]) {
   const db = store.database;
   const sent = await store.query<Row & { id: string; endpoint: string }>(
     `SELECT id, endpoint, type, toString(created_at) AS created FROM ${db}.delivery_outbox FINAL
      WHERE created_at BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})
-       AND (id IN (SELECT id FROM ${db}.actions WHERE fault_id = {fid:String}) OR position(body, {fid:String}) > 0)
+       AND (id IN {actions:Array(String)} OR position(body, {fid:String}) > 0)
      ORDER BY created_at, endpoint LIMIT 200`,
     // Notifications about it go out between its detection and shortly after it resolves (repeats included).
-    { fid: f.id, from: f.detectedAt - 60_000, to: (f.resolvedAt ?? Date.now()) + 3_600_000 },
+    { fid: f.id, actions: actionIds, from: f.detectedAt - 60_000, to: (f.resolvedAt ?? Date.now()) + 3_600_000 },
   );
   if (sent.length === 0) return [];
   const states = await store.query<{ endpoint: string; id: string; state: string; attempts: string; last_status: string; last_error: string }>(
