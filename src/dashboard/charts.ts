@@ -119,7 +119,7 @@ export function histogramSvg(buckets: { at: number; count: number }[], bucketMs:
   const bw = (W - PAD_L - PAD_R) / n;
   const parts: string[] = [];
   parts.push(`<text class="axis" x="${PAD_L - 6}" y="20" text-anchor="end">${max}</text>`, `<text class="axis" x="${PAD_L - 6}" y="${bottom}" text-anchor="end">0</text>`);
-  for (const tick of timeTicks(from, to, 7)) {
+  for (const tick of timeTicks(from, to, 8)) {
     const tx = r1(PAD_L + ((tick - from) / (to - from)) * (W - PAD_L - PAD_R));
     parts.push(`<text class="tick" x="${tx}" y="${H - 8}" text-anchor="middle" data-time="${new Date(tick).toISOString()}" data-format="day">${new Date(tick).toISOString().slice(5, 10)}</text>`);
   }
