@@ -54,7 +54,7 @@ describe('Node collector', () => {
     eventually(async () => {
       const { targets } = (await (await fetch(`${fl.http}/api/v1/targets`)).json()) as { targets: { service: string; last_heartbeat: string | null }[] };
       return targets.find((t) => t.service === svc && t.last_heartbeat);
-    }, 15_000, `a heartbeat from ${svc}`);
+    }, 30_000, `a heartbeat from ${svc}`);
 
   before(async () => {
     dir = tempDir('faultline-node-collector-');

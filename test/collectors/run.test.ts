@@ -125,13 +125,14 @@ describe('faultline run', { concurrency: true }, () => {
     const exitRecord = await eventually(async () => {
       const d = await api<Detail>(`/api/v1/faults/${f.id}`);
       return d.evidence_records.find((e) => e.ref.type === 'exit')?.record;
-    }, 5000, 'the stored exit');
+    }, 20_000, 'the stored exit');
     assert.equal(exitRecord.signal, 'SIGKILL');
     assert.equal(exitRecord.intended, false);
   });
 
   it('SIGTERM to the wrapper is forwarded: the wrapper exits 143, the exit is intended, no fault', async () => {
-    const w = wrap(['--service', 'stoppable', '--interval', '200ms', '--', process.execPath, '-e', 'process.stderr.write("ready\\n"); setInterval(() => {}, 1000)']);
+    // 1 s heartbeats: at 200 ms a wrapper starved by a loaded machine can look hung before the SIGTERM.
+    const w = wrap(['--service', 'stoppable', '--interval', '1s', '--', process.execPath, '-e', 'process.stderr.write("ready\\n"); setInterval(() => {}, 1000)']);
     await eventually(async () => w.stderr().includes('ready') && (await target('stoppable'))?.last_heartbeat, 20_000, 'the child up');
     const { pid } = (await target('stoppable'))!;
     w.proc.kill('SIGTERM');
