@@ -96,8 +96,9 @@ async function collectorOverhead(fl: Faultline): Promise<Overhead> {
     await sleep(WARMUP_S * 1000);
     const samplers = [new ProcSampler(plain.proc.pid!), new ProcSampler(watched.proc.pid!)];
     for (const s of samplers) s.start();
-    const sentBefore = sent;
+    const okBefore = ok;
     await sleep(SECONDS * 1000);
+    const okInWindow = ok - okBefore;
     const [p, w] = samplers.map((s) => s.stop());
     clearInterval(load);
     agent.destroy();
@@ -105,7 +106,8 @@ async function collectorOverhead(fl: Faultline): Promise<Overhead> {
     return {
       plain: view(p),
       collector: view(w),
-      requests: { sent, ok, perS: round((sent - sentBefore) / SECONDS / 2, 0) },
+      // Answered within the window, per app (requests still queued when the load stops are not counted).
+      requests: { sent, ok, perS: round(okInWindow / SECONDS / 2, 0) },
       cpuDiffPct: round((w.cpuUtil - p.cpuUtil) * 100, 2),
       cpuRelativePct: round(((w.cpuUtil - p.cpuUtil) / Math.max(1e-9, p.cpuUtil)) * 100, 1),
       rssDiffMiB: round((w.meanBytes - p.meanBytes) / MiB, 1),
@@ -212,7 +214,7 @@ async function main(): Promise<void> {
     const o = await collectorOverhead(fl);
     console.log(`     plain:          cpu ${fmt(o.plain.cpuPct, 2)} % of a core, rss mean ${fmt(o.plain.rssMeanMiB, 1)} MiB (max ${fmt(o.plain.rssMaxMiB, 1)})`);
     console.log(`     with collector: cpu ${fmt(o.collector.cpuPct, 2)} % of a core, rss mean ${fmt(o.collector.rssMeanMiB, 1)} MiB (max ${fmt(o.collector.rssMaxMiB, 1)})`);
-    console.log(`     difference:     cpu ${fmt(o.cpuDiffPct, 2)} points (${fmt(o.cpuRelativePct, 1)} % of the app's own), rss ${fmt(o.rssDiffMiB, 1)} MiB; ${fmt(o.requests.perS)} req/s to each app, ${o.requests.sent - o.requests.ok} failed`);
+    console.log(`     difference:     cpu ${fmt(o.cpuDiffPct, 2)} points (${fmt(o.cpuRelativePct, 1)} % of the app's own), rss ${fmt(o.rssDiffMiB, 1)} MiB; ${fmt(o.requests.perS)} req/s answered by each app`);
 
     console.log('  2. faultline run RSS while watching `sleep 60` (8 s window after 3 s):');
     const w = await wrapperRss(fl);
