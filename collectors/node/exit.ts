@@ -9,7 +9,7 @@
  *    own way and the exit, when it comes, is reported as intended.
  *  - the event loop running empty: reported (and flushed) from `beforeExit`.
  *  - `process.exit()` anywhere: nothing asynchronous can run any more, so the event is sent synchronously
- *    by a short-lived helper process (bounded to 2 s). Spans still waiting in the batch are lost then.
+ *    by a short-lived helper process (bounded to 5 s). Spans still waiting in the batch are lost then.
  * Under a supervisor that reports exits from outside (`reportExit: false`), exceptions only.
  */
 import { spawnSync } from 'node:child_process';
@@ -34,10 +34,10 @@ type Reason = 'uncaught_exception' | 'unhandled_rejection' | 'signal' | 'gracefu
 
 const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 type StopSignal = (typeof STOP_SIGNALS)[number];
-const SYNC_SEND_TIMEOUT_MS = 2000;
+const SYNC_SEND_TIMEOUT_MS = 5000;
 
-/** The helper that posts one OTLP/JSON body (stdin) to a URL (argv) and exits. */
-const SEND_SCRIPT = `let b='';process.stdin.setEncoding('utf8');process.stdin.on('data',(d)=>b+=d);process.stdin.on('end',()=>fetch(process.argv[1],{method:'POST',headers:JSON.parse(process.argv[2]),body:b,signal:AbortSignal.timeout(${SYNC_SEND_TIMEOUT_MS - 200})}).then((r)=>process.exit(r.ok?0:1),()=>process.exit(1)));`;
+/** The helper that posts one OTLP/JSON body (stdin) to a URL (argv) with node:http(s), and exits. */
+const SEND_SCRIPT = `const u=new URL(process.argv[1]);const c=[];process.stdin.on('data',(d)=>c.push(d));process.stdin.on('end',()=>{const b=Buffer.concat(c);const r=require(u.protocol==='https:'?'node:https':'node:http').request(u,{method:'POST',headers:{...JSON.parse(process.argv[2]),'content-length':b.length},timeout:${SYNC_SEND_TIMEOUT_MS - 300}},(res)=>{res.resume();res.on('end',()=>process.exit(res.statusCode<300?0:1));});r.on('error',()=>process.exit(1));r.on('timeout',()=>r.destroy());r.end(b);});`;
 
 function exceptionAttrs(err: unknown): Attrs {
   const e = err instanceof Error ? err : new Error(String(err));

@@ -168,7 +168,7 @@ describe('faultline run', { concurrency: true }, () => {
       'echo "exporting 12 tables"; sleep 0.3; echo "export failed: disk full" >&2; exit 4']).exited;
     assert.equal(failed.code, 4);
     const f = await eventually(async () => (await faults('kind=failed_run')).find((x) => x.check === 'nightly-export'), 10_000, 'a failed_run fault');
-    assert.match(f.explanation, /^nightly-export failed at .* with exit code 4 after running \d+ ms \(run [0-9a-f-]{36}\); its log ends: "export failed: disk full"$/, failed.stderr);
+    assert.match(f.explanation, /^nightly-export failed at .* with exit code 4 after running [\d.]+ m?s \(run [0-9a-f-]{36}\); its log ends: "export failed: disk full"$/, failed.stderr);
 
     assert.equal((await wrap(['--check', 'nightly-export', '--service', 'exporter', '--', 'true']).exited).code, 0);
     type Check = { state: string; last_ping: { kind: string; exit_code: number | null; rid: string | null } };
