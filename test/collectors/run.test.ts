@@ -216,7 +216,7 @@ describe('faultline run: what reached the store', () => {
           await eventually(async () => {
             const { targets } = (await (await fetch(`${fl.http}/api/v1/targets`)).json()) as { targets: { service: string }[] };
             return targets.some((t) => t.service === 'stoppable');
-          }, 10_000, 'the child up');
+          }, 30_000, 'the child up');
           p.kill('SIGTERM');
           return new Promise<number | null>((resolve) => p.on('exit', resolve));
         })(),
