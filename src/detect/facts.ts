@@ -1,4 +1,4 @@
-import { inAppFrames, type Facts, type RuleSettings } from '../rules/index.js';
+import { exceptionFromStderr, inAppFrames, type Facts, type RuleSettings } from '../rules/index.js';
 import type { TargetState } from './target.js';
 
 /** An exit event as the detector reads it from an `exits` row. */
@@ -79,11 +79,18 @@ export function slope(samples: { at: number; value: number }[]): number {
   return den === 0 ? 0 : num / den;
 }
 
-/** The exception behind an exit: the exit event's own, else the last one the instance reported in the window. */
+/**
+ * The exception behind an exit: the exit event's own, else the one its stderr tail shows (what the process
+ * died of, when its own report never arrived), else the last one the instance reported in the window.
+ */
 export function exceptionFacts(e: ExitEvidence, t: TargetState | undefined, sinceMs: number): Facts {
   const own = e.exceptionType ? { type: e.exceptionType, message: e.exceptionMessage, stacktrace: e.exceptionStack, source: 'exit' } : undefined;
+  const printed = own ? undefined : exceptionFromStderr(e.stderrTail);
   const recent = t?.exceptions.filter((x) => x.at >= sinceMs).pop();
-  const chosen = own ?? (recent && { type: recent.type, message: recent.message, stacktrace: recent.stacktrace, source: recent.source });
+  const chosen =
+    own ??
+    (printed && { ...printed, source: 'stderr' }) ??
+    (recent && { type: recent.type, message: recent.message, stacktrace: recent.stacktrace, source: recent.source });
   if (!chosen) return {};
   return { ...chosen, frame: inAppFrames(chosen.stacktrace, 1)[0] ?? '' };
 }

@@ -16,6 +16,9 @@ const V8_FRAME = /^\s*at (?:(?:async )?(.*?) \()?(.*?):\d+:\d+\)?\s*$/;
 const V8_FRAME_NO_POS = /^\s*at (?:(?:async )?(.*?) \()?([^():]+)\)?\s*$/;
 const PY_FRAME = /^\s*File "(.+?)", line \d+, in (.+)$/;
 const JVM_FRAME = /^\s*at ([\w$.<>]+)\.([\w$<>]+)\(([^:)]+)(?::\d+)?\)\s*$/;
+/** Go prints a frame on two lines: the function with its arguments, then a tab, its file and line. */
+const GO_FUNC = /^(\S+?)\([^()]*\)$/;
+const GO_FILE = /^\t(\S+\.go):\d+(?: \+0x[0-9a-f]+)?$/;
 
 /** Frames of runtimes, dependencies and tooling: not the application's code. */
 function isInApp(file: string): boolean {
@@ -26,7 +29,9 @@ function isInApp(file: string): boolean {
     file === 'native' ||
     file === '<anonymous>' ||
     /(^|\/)(site-packages|dist-packages|lib\/python\d)/.test(file) ||
-    /^(java|javax|jdk|sun|kotlin)\./.test(file)
+    /^(java|javax|jdk|sun|kotlin)\./.test(file) ||
+    // Go: the module cache (dependencies) and the standard library's runtime.
+    /\/pkg\/mod\/|\/src\/runtime\//.test(file)
   );
 }
 
@@ -36,10 +41,18 @@ function normaliseFile(file: string): string {
   return base.replace(/[.-][0-9a-f]{6,}(?=\.)/gi, '');
 }
 
-/** Parses V8 (Node), Python and JVM stack traces into frames, outermost last. */
+/** Parses V8 (Node), Python, JVM and Go stack traces into frames, outermost last. */
 export function parseFrames(stack: string): Frame[] {
   const frames: Frame[] = [];
+  let previous = '';
   for (const line of stack.split('\n')) {
+    const goFile = GO_FILE.exec(line);
+    const goFunc = goFile && GO_FUNC.exec(previous);
+    previous = line;
+    if (goFile && goFunc) {
+      frames.push({ fn: goFunc[1].split('/').pop() ?? goFunc[1], file: goFile[1] });
+      continue;
+    }
     let m = V8_FRAME.exec(line) ?? V8_FRAME_NO_POS.exec(line);
     if (m && /^\s*at /.test(line)) {
       frames.push({ fn: (m[1] ?? '').trim() || '<anonymous>', file: (m[2] ?? '').trim() });

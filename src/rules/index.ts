@@ -3,3 +3,4 @@ export { FAULT_KINDS, TRIGGERS, type FaultKind, type Rule, type RuleSettings, ty
 export { holds, factAt, type Facts } from './conditions.js';
 export { fingerprint, inAppFrames, normaliseText, type Cause } from './fingerprint.js';
 export { RulesManager, type ReloadResult } from './manager.js';
+export { exceptionFromStderr, type StderrException } from './stderr.js';
