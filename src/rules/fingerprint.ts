@@ -41,9 +41,12 @@ function normaliseFile(file: string): string {
   return base.replace(/[.-][0-9a-f]{6,}(?=\.)/gi, '');
 }
 
-/** Parses V8 (Node), Python, JVM and Go stack traces into frames, outermost last. */
+/** Parses V8 (Node), Python, JVM and Go stack traces into frames, innermost (where it was raised) first. */
 export function parseFrames(stack: string): Frame[] {
   const frames: Frame[] = [];
+  // Python prints the innermost frame last: its frames are gathered apart and turned round, so that the
+  // frames a fingerprint keeps are the ones nearest the cause in every language.
+  const python: Frame[] = [];
   let previous = '';
   for (const line of stack.split('\n')) {
     const goFile = GO_FILE.exec(line);
@@ -59,12 +62,12 @@ export function parseFrames(stack: string): Frame[] {
       continue;
     }
     if ((m = PY_FRAME.exec(line))) {
-      frames.push({ fn: m[2].trim(), file: m[1] });
+      python.push({ fn: m[2].trim(), file: m[1] });
       continue;
     }
     if ((m = JVM_FRAME.exec(line))) frames.push({ fn: `${m[1].split('.').pop()}.${m[2]}`, file: m[1] });
   }
-  return frames;
+  return [...python.reverse(), ...frames];
 }
 
 /** In-app frames, normalised: function names without volatile parts, files without paths. */

@@ -46,6 +46,10 @@ describe('signature fingerprints', () => {
   it('reads Python and JVM traces too', () => {
     const py = 'Traceback (most recent call last):\n  File "/app/worker.py", line 42, in run\n  File "/usr/lib/python3.11/json/decoder.py", line 337, in decode\nValueError: bad';
     assert.deepEqual(inAppFrames(py), ['run (worker.py)']);
+    const deep = (fn: string) =>
+      `Traceback (most recent call last):\n${['main', 'serve', 'dispatch', 'handle', 'route', 'view'].map((f, i) => `  File "/app/web.py", line ${i + 1}, in ${f}`).join('\n')}\n  File "/app/orders.py", line 9, in ${fn}\nKeyError: 'x'`;
+    assert.equal(inAppFrames(deep('total'))[0], 'total (orders.py)', 'innermost first, as in the other languages');
+    assert.notEqual(fingerprint({ kind: 'crash', exceptionType: 'KeyError', stacktrace: deep('total') }).fingerprint, fingerprint({ kind: 'crash', exceptionType: 'KeyError', stacktrace: deep('discount') }).fingerprint, 'bugs below a deep common stack differ');
     const jvm = 'java.lang.IllegalStateException: x\n\tat com.acme.billing.Invoice.total(Invoice.java:42)\n\tat java.base/java.lang.Thread.run(Thread.java:833)';
     assert.deepEqual(inAppFrames(jvm), ['Invoice.total (com.acme.billing.Invoice)']);
   });

@@ -66,11 +66,11 @@ describe('exceptions read from a dying process\u2019s stderr', () => {
     const e = exceptionFromStderr(a)!;
     assert.equal(e.type, 'ValueError');
     assert.equal(e.message, "invalid literal for int() with base 10: 'abc'");
-    assert.deepEqual(inAppFrames(e.stacktrace), ['<module> (job.py)', 'load (job.py)']);
+    assert.deepEqual(inAppFrames(e.stacktrace), ['load (job.py)', '<module> (job.py)']);
     assert.equal(signatureOf(stderrOf('python3', 'job.py', source, ['int', 'xyz'])).fingerprint, signatureOf(a).fingerprint);
     const json = exceptionFromStderr(stderrOf('python3', 'job.py', source, ['json', '{']))!;
     assert.equal(json.type, 'json.decoder.JSONDecodeError');
-    assert.deepEqual(inAppFrames(json.stacktrace), ['<module> (job.py)', 'parse (job.py)'], 'json\u2019s own frames are not the app\u2019s');
+    assert.deepEqual(inAppFrames(json.stacktrace), ['parse (job.py)', '<module> (job.py)'], 'json\u2019s own frames are not the app\u2019s');
   });
 
   it('Python: a chained exception is the last one raised', () => {
