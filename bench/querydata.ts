@@ -129,7 +129,7 @@ function faultInserts(db: string, src: string): string[] {
      FROM ${src} WHERE kind IN ('crash', 'oom', 'hang', 'crash_loop') AND cityHash64(n, 15) % 3 = 0`,
     `INSERT INTO ${db}.delivery_outbox SELECT concat('msg_', substring(lower(hex(sipHash128('delivery', n))), 1, 24)), ['ops-webhook', 'pagerduty', 'slack'][n % 3 + 1],
        'fault.opened', ${ts('detected + 10')}, ${ts('detected')}, ${ts('detected + 86400000')}, 'generic', 'application/json',
-       concat('{"schema":"faultline.webhook/v1","type":"fault.opened","fault":{"id":"', id, '","kind":"', kind, '"}}')
+       concat('{"schema":"faultline.webhook/v1","type":"fault.opened","fault":{"id":"', id, '","kind":"', kind, '"}}'), [id]
      FROM ${src} WHERE cityHash64(n, 16) % 4 = 0`,
     // 1 attempt, or 3 (two 503s first); 2 % end dead after their retries.
     `INSERT INTO ${db}.delivery_attempts

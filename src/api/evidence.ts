@@ -28,11 +28,11 @@ export async function faultEvidence(store: Store, rules: RulesManager, f: Fault)
   const range = `ts BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})`;
   const target = f.instance ? `service = {s:String} AND instance = {i:String}` : f.service ? `service = {s:String}` : '0';
   const q = <T = Row>(sql: string) => store.query<T>(sql, p);
-  // Actions first: their ids find their deliveries without another scan of the actions.
+  // Actions first: their ids find their deliveries. Read from the copy ordered by fault (a few granules).
   const actionsRead = q(`SELECT id, argMax(supervisor, updated_at) AS supervisor, argMax(action, updated_at) AS action, argMax(strategy, updated_at) AS strategy,
               argMax(children, updated_at) AS children, argMax(state, updated_at) AS state, argMax(detail, updated_at) AS detail,
               argMax(budget_left, updated_at) AS budget_left, toString(min(created_at)) AS created, toString(max(updated_at)) AS updated
-       FROM ${db}.actions WHERE fault_id = {fid:String} AND created_at >= fromUnixTimestamp64Milli({detected:Int64}) - toIntervalMinute(1) GROUP BY id ORDER BY created`);
+       FROM ${db}.actions_by_fault WHERE fault_id = {fid:String} AND created_at >= fromUnixTimestamp64Milli({detected:Int64}) - toIntervalMinute(1) GROUP BY id ORDER BY created`);
   const [heartbeats, exits, exceptions, logs, actions, deliveries, pings] = await Promise.all([
     q(`SELECT toString(ts) AS time, instance, version, interval_ms, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
        FROM ${db}.heartbeats WHERE ${target} AND ${range} ORDER BY ts DESC LIMIT ${MAX_HEARTBEATS}`),
@@ -90,11 +90,18 @@ async function spansOf(store: Store, exceptions: { trace_id: string; span_id: st
  */
 async function deliveriesOf(store: Store, f: Fault, actionIds: string[]) {
   const db = store.database;
+  // The deliveries that name the fault (ordered by fault), and those of its actions (the outbox's id index).
+  const byAction = actionIds.length
+    ? `UNION DISTINCT
+       SELECT id, endpoint, type, toString(created_at) AS created FROM ${db}.delivery_outbox
+       WHERE created_at BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64}) AND id IN {actions:Array(String)}`
+    : '';
   const sent = await store.query<Row & { id: string; endpoint: string }>(
-    `SELECT id, endpoint, type, toString(created_at) AS created FROM ${db}.delivery_outbox FINAL
-     WHERE created_at BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})
-       AND (id IN {actions:Array(String)} OR position(body, {fid:String}) > 0)
-     ORDER BY created_at, endpoint LIMIT 200`,
+    `SELECT id, endpoint, type, created FROM (
+       SELECT DISTINCT id, endpoint, type, toString(created_at) AS created FROM ${db}.deliveries_by_fault
+       WHERE fault_id = {fid:String} AND created_at BETWEEN fromUnixTimestamp64Milli({from:Int64}) AND fromUnixTimestamp64Milli({to:Int64})
+       ${byAction}
+     ) ORDER BY created, endpoint LIMIT 200`,
     // Notifications about it go out between its detection and shortly after it resolves (repeats included).
     { fid: f.id, actions: actionIds, from: f.detectedAt - 60_000, to: (f.resolvedAt ?? Date.now()) + 3_600_000 },
   );

@@ -1,7 +1,7 @@
 import type { EndpointConfig } from './config.js';
 import type { Delivery } from './endpoint.js';
 import type { WebhookEvent } from './events.js';
-import { deliveryKey, type OutboxRow, type ResumeRow } from './outbox.js';
+import { deliveryKey, faultIdsOf, type OutboxRow, type ResumeRow } from './outbox.js';
 import type { Template } from './templates.js';
 
 /** An event rendered for its endpoint, as the outbox row it becomes (with the error if it did not render). */
@@ -34,12 +34,13 @@ export function render(ev: WebhookEvent, ep: { config: EndpointConfig; template:
       template: ep.config.template,
       content_type: rendered.contentType,
       body: rendered.body,
+      fault_ids: faultIdsOf(ev.data),
     },
   };
 }
 
 /** A new delivery of an outbox row: due at once. */
-export function fromOutbox(row: OutboxRow): Delivery {
+export function fromOutbox(row: Omit<OutboxRow, 'fault_ids'>): Delivery {
   return {
     key: deliveryKey(row.endpoint, row.id),
     id: row.id,

@@ -15,6 +15,22 @@ export interface OutboxRow {
   template: string;
   content_type: string;
   body: string;
+  /** The faults the event is about (the fault's evidence lists its deliveries by them). */
+  fault_ids: string[];
+}
+
+/** The faults an event's data names: its fault, the faults of a notification, an action's fault. */
+export function faultIdsOf(data: Record<string, unknown>): string[] {
+  const ids = new Set<string>();
+  const add = (v: unknown) => {
+    if (typeof v === 'string' && v !== '') ids.add(v);
+  };
+  const idOf = (v: unknown) => (v && typeof v === 'object' ? (v as Record<string, unknown>).id : undefined);
+  add(idOf(data.fault));
+  if (Array.isArray(data.faults)) data.faults.forEach((f) => add(idOf(f)));
+  const action = data.action as Record<string, unknown> | undefined;
+  if (action && typeof action === 'object') add(action.fault_id ?? action.faultId);
+  return [...ids];
 }
 
 export type StateEvent = 'attempt' | 'replay' | 'disabled' | 'expired' | 'render_failed';

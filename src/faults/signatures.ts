@@ -93,13 +93,16 @@ export interface SignatureView {
   muted_or_resolved_by?: { author: string; comment: string; at: string };
 }
 
+/** One service and version of a signature, from signature_stats: [version, first, last (ms), faults, open, latest resolution (ms, 0: none)]. */
+type VersionStats = [string, string, string, string, string, string];
+
 interface Row {
   fingerprint: string;
   kind: string;
   title: string;
   exception_type: string;
   cause: string;
-  occ: [string, string, string, string | null][];
+  versions: VersionStats[];
   targets: string[];
   user_state: string;
   user_at: string;
@@ -107,7 +110,7 @@ interface Row {
   comment: string;
 }
 
-/** Reads signatures with their statistics and computed state. */
+/** Reads signatures with their statistics (kept by signature_stats as faults are written) and computed state. */
 export class SignatureReader {
   constructor(private readonly store: Store) {}
 
@@ -117,21 +120,23 @@ export class SignatureReader {
     if (opts.kind) where.push('s.kind = {kind:String}');
     if (opts.fingerprint) where.push('s.fingerprint = {fp:String}');
     if (opts.service) where.push('has(f.services, {service:String})');
-    // Only the faults of the signature or kind asked for are aggregated (not every fault, to be joined after).
-    const only = [opts.fingerprint ? 'signature = {fp:String}' : '', opts.kind ? 'kind = {kind:String}' : ''].filter(Boolean);
-    const faults = `${db}.faults FINAL${only.length ? ` WHERE ${only.join(' AND ')}` : ''}`;
+    const stats = `${db}.signature_stats${opts.fingerprint ? ' WHERE signature = {fp:String}' : ''}`;
     const rows = await this.store.query<Row>(
       `SELECT s.fingerprint AS fingerprint, s.kind AS kind, s.title AS title, s.exception_type AS exception_type, s.cause AS cause,
-              f.occ AS occ, f.targets AS targets, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
+              f.versions AS versions, f.targets AS targets, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
               u.author AS author, u.comment AS comment
        FROM (SELECT * FROM ${db}.signatures FINAL) AS s
        INNER JOIN (
          SELECT signature,
-                arraySort(x -> x.1, groupArray(1000)((toString(toUnixTimestamp64Milli(started_at)), version, toString(state),
-                      if(isNull(resolved_at), NULL, toString(toUnixTimestamp64Milli(assumeNotNull(resolved_at))))))) AS occ,
-                groupUniqArray(100)(if(instance = '', if(service = '', host, service), concat(service, '/', instance))) AS targets,
+                groupArray((version, toString(toUnixTimestamp64Milli(first_at)), toString(toUnixTimestamp64Milli(last_at)), toString(faults),
+                            toString(open), toString(toUnixTimestamp64Milli(resolved_at)))) AS versions,
+                arraySlice(arrayDistinct(arrayFlatten(groupArray(targets))), 1, 100) AS targets,
                 groupUniqArray(service) AS services
-         FROM ${faults} GROUP BY signature
+         FROM (
+           SELECT signature, service, version, sum(faults) AS faults, sum(open) AS open, min(first_at) AS first_at, max(last_at) AS last_at,
+                  max(resolved_at) AS resolved_at, groupUniqArrayMerge(100)(targets) AS targets
+           FROM ${stats} GROUP BY signature, service, version
+         ) WHERE faults > 0 GROUP BY signature
        ) AS f ON f.signature = s.fingerprint
        LEFT JOIN (SELECT * FROM ${db}.signature_states FINAL) AS u ON u.fingerprint = s.fingerprint
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
@@ -168,13 +173,38 @@ export class SignatureReader {
   }
 }
 
+/**
+ * A signature's occurrences as signatureState reads them, from its statistics per service and version: each
+ * version's first and latest fault, open while any of its faults is, resolved at its latest resolution.
+ * The state is the one its faults give, except that a version's faults are judged together: one seen again
+ * after a newer version's first fault counts with its earlier faults.
+ */
+export function occurrencesOf(versions: VersionStats[]): { occ: Occurrence[]; count: number; open: number } {
+  const byVersion = new Map<string, { first: number; last: number; faults: number; open: number; resolved: number }>();
+  for (const [version, first, last, faults, open, resolved] of versions) {
+    const v = byVersion.get(version) ?? { first: Infinity, last: -Infinity, faults: 0, open: 0, resolved: 0 };
+    v.first = Math.min(v.first, Number(first));
+    v.last = Math.max(v.last, Number(last));
+    v.faults += Number(faults);
+    v.open += Math.max(0, Number(open));
+    v.resolved = Math.max(v.resolved, Number(resolved));
+    byVersion.set(version, v);
+  }
+  const occ: Occurrence[] = [];
+  let count = 0;
+  let open = 0;
+  for (const [version, v] of byVersion) {
+    count += v.faults;
+    open += v.open;
+    const o = { version, open: v.open > 0, resolvedAt: v.open > 0 || v.resolved <= 0 ? null : v.resolved };
+    occ.push({ ...o, at: v.first });
+    if (v.last !== v.first) occ.push({ ...o, at: v.last });
+  }
+  return { occ: occ.sort((a, b) => a.at - b.at), count, open };
+}
+
 function view(r: Row, now: number): SignatureView {
-  const occ: Occurrence[] = r.occ.map(([at, version, state, resolvedAt]) => ({
-    at: Number(at),
-    version,
-    open: state === 'open',
-    resolvedAt: resolvedAt === null ? null : Number(resolvedAt),
-  }));
+  const { occ, count, open } = occurrencesOf(r.versions);
   const user: UserState | undefined =
     r.user_state && r.user_state !== '' && Number(r.user_at) > 0
       ? { state: r.user_state as UserState['state'], updatedAt: Number(r.user_at), author: r.author, comment: r.comment }
@@ -187,8 +217,8 @@ function view(r: Row, now: number): SignatureView {
     exception_type: r.exception_type,
     cause: r.cause,
     state: signatureState(occ, user, now),
-    count: occ.length,
-    open_faults: occ.filter((o) => o.open).length,
+    count,
+    open_faults: open,
     first_seen: new Date(occ[0]?.at ?? 0).toISOString(),
     last_seen: new Date(occ[occ.length - 1]?.at ?? 0).toISOString(),
     targets: r.targets.sort(),

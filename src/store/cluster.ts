@@ -45,6 +45,9 @@ export const SHARDING_KEYS: Readonly<Record<string, string>> = {
   faults_by_start: 'cityHash64(id)',
   fault_events_by_time: 'cityHash64(fault_id)',
   versions: 'cityHash64(service, version)',
+  signature_stats: 'cityHash64(signature)',
+  actions_by_fault: 'cityHash64(id)',
+  deliveries_by_fault: 'cityHash64(endpoint, id)',
 };
 
 /** The Keeper path of a replicated table: one replica set per shard ({shard} and {replica} are server macros). */
