@@ -40,25 +40,27 @@ export function exceptionFromStderr(tail: string): StderrException | undefined {
   return { type, message: message.trim(), stacktrace };
 }
 
-/** Node prints the error's stack: a header (possibly several message lines) right above its `at` frames. */
+/**
+ * Node prints the error's stack: a header (possibly several message lines) right above its `at` frames.
+ * The last block of frames under a header at the line's start is the error; an indented one is a `[cause]`
+ * or an aggregated error printed inside it.
+ */
 function node(lines: string[]): Found | undefined {
-  let firstFrame = -1;
-  for (let i = lines.length - 1; i > 0; i--) {
-    if (NODE_FRAME.test(lines[i]) && !NODE_FRAME.test(lines[i - 1])) {
-      firstFrame = i;
-      break;
-    }
+  for (let firstFrame = lines.length - 1; firstFrame > 0; firstFrame--) {
+    if (!NODE_FRAME.test(lines[firstFrame]) || NODE_FRAME.test(lines[firstFrame - 1])) continue;
+    // The message runs up from the frames to the blank line Node leaves after its caret (or the tail's start).
+    let start = firstFrame - 1;
+    while (start > 0 && lines[start - 1].trim() !== '' && !NODE_FRAME.test(lines[start - 1])) start--;
+    const m = NODE_HEADER.exec(lines[start]);
+    if (!m) continue;
+    let end = firstFrame;
+    while (end < lines.length && NODE_FRAME.test(lines[end])) end++;
+    const message = [m[2] ?? '', ...lines.slice(start + 1, firstFrame)].join('\n');
+    // The error's own properties follow its last frame (`    at f (file:1:2) {`): not part of the stack.
+    const stacktrace = lines.slice(start, end).join('\n').replace(/ \{$/, '');
+    return { line: start, type: m[1], message, stacktrace };
   }
-  if (firstFrame < 0) return undefined;
-  // The message runs up from the frames to the blank line Node leaves after its caret (or the tail's start).
-  let start = firstFrame - 1;
-  while (start > 0 && lines[start - 1].trim() !== '') start--;
-  const m = NODE_HEADER.exec(lines[start]);
-  if (!m || lines[start].trim() === '') return undefined;
-  let end = firstFrame;
-  while (end < lines.length && NODE_FRAME.test(lines[end])) end++;
-  const message = [m[2] ?? '', ...lines.slice(start + 1, firstFrame)].join('\n');
-  return { line: start, type: m[1], message, stacktrace: lines.slice(start, end).join('\n') };
+  return undefined;
 }
 
 /** Python prints its frames first and the exception last; a chained exception's traceback comes later. */

@@ -60,6 +60,15 @@ describe('exceptions read from a dying process\u2019s stderr', () => {
     assert.notEqual(signatureOf(run('range', '10').stderr).fingerprint, signatureOf(t1.stderr).fingerprint, 'another bug');
   });
 
+  it('Node: an error with a cause and properties is the outer error, its message and frames alone', () => {
+    const source = `function connect() { const e = new Error('connect ECONNREFUSED 127.0.0.1:5432'); e.code = 'ECONNREFUSED'; return e; }\nfunction start() { throw new Error('cannot start', { cause: connect() }); }\nstart();\n`;
+    const stderr = stderrOf(process.execPath, 'cause.js', source);
+    assert.match(stderr, /\[cause\]: Error: connect ECONNREFUSED/);
+    const e = exceptionFromStderr(stderr)!;
+    assert.deepEqual([e.type, e.message], ['Error', 'cannot start']);
+    assert.deepEqual(inAppFrames(e.stacktrace), ['start (cause.js)', 'Object.<anonymous> (cause.js)']);
+  });
+
   it('Python: the last traceback\u2019s exception and frames, not the library\u2019s', () => {
     const source = `import json, sys\ndef load(v):\n    return int(v)\ndef parse(v):\n    return json.loads(v)\n(load if sys.argv[1] == 'int' else parse)(sys.argv[2])\n`;
     const a = stderrOf('python3', 'job.py', source, ['int', 'abc']);
