@@ -2,7 +2,7 @@
  * Signature statistics kept as faults are written (signature_stats, migration 011), read by the signature
  * list against the real embedded store: every revision of a fault passes through, yet each fault counts
  * once, is open until its resolution, and a signature back in a new version after all its faults were
- * resolved reads as regressed.
+ * resolved reads as regressed. The migration's one-time fill of a store written before it gives the same.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -10,7 +10,7 @@ import { ConfigSchema } from '../../src/config/schema.js';
 import { FaultWriter, faultId, type Fault } from '../../src/faults/index.js';
 import { SignatureReader } from '../../src/faults/signatures.js';
 import { createLogger } from '../../src/log/index.js';
-import { migrate, openStore, type Store } from '../../src/store/index.js';
+import { loadMigrations, migrate, openStore, type Store } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../support/faultline.js';
 
 const T0 = Date.now() - 6 * 3_600_000;
@@ -43,8 +43,8 @@ const fault = (n: number, over: Partial<Fault>): Fault => ({
 describe('signature statistics', () => {
   const dir = tempDir();
   let store: Store;
+  const config = ConfigSchema.parse({ data_dir: dir });
   before(async () => {
-    const config = ConfigSchema.parse({ data_dir: dir });
     store = await openStore(config);
     await migrate(store, config.store.retention_days);
     const writer = new FaultWriter(store, createLogger('warn'));
@@ -103,5 +103,18 @@ describe('signature statistics', () => {
     assert.equal(rest.length, 0);
     assert.equal(one.count, 2);
     assert.deepEqual(await reader.list({ service: 'nowhere', limit: 10 }), []);
+  });
+
+  it('fills the statistics of faults stored before the migration as the view keeps them', async () => {
+    const reader = new SignatureReader(store);
+    const kept = await reader.list({ limit: 10 });
+    const db = store.database;
+    // A store written long before: its faults' revisions merged into one row each.
+    await store.command(`OPTIMIZE TABLE ${db}.faults FINAL`);
+    await store.command(`TRUNCATE TABLE ${db}.signature_stats`);
+    assert.deepEqual(await reader.list({ limit: 10 }), []);
+    const m011 = loadMigrations(db, config.store.retention_days).find((m) => m.version === 11)!;
+    for (const sql of m011.statements.filter((x) => x.startsWith(`INSERT INTO ${db}.signature_stats`))) await store.command(sql);
+    assert.deepEqual(await reader.list({ limit: 10 }), kept);
   });
 });

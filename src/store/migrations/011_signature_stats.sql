@@ -29,15 +29,13 @@ SELECT signature, service, version,
 FROM {db}.faults
 GROUP BY signature, service, version;
 
+-- The fill counts each fault's current state: merges may have collapsed its opening row already.
 INSERT INTO {db}.signature_stats
-SELECT signature, service, version,
-       toUInt64(countIf(revision = toUInt64(toUnixTimestamp64Milli(detected_at)))) AS faults,
-       toInt64(countIf(revision = toUInt64(toUnixTimestamp64Milli(detected_at)) AND state = 'open'))
-         - toInt64(countIf(revision != toUInt64(toUnixTimestamp64Milli(detected_at)) AND state = 'resolved')) AS open,
+SELECT signature, service, version, toUInt64(count()) AS faults, toInt64(countIf(state = 'open')) AS open,
        min(started_at) AS first_at, max(started_at) AS last_at,
        max(ifNull(resolved_at, toDateTime64(0, 3))) AS resolved_at,
        groupUniqArrayState(100)(if(instance = '', if(service = '', host, service), concat(service, '/', instance))) AS targets
-FROM {db}.faults
+FROM {db}.faults FINAL
 GROUP BY signature, service, version;
 
 -- A fault's supervisor actions, ordered by fault (the actions table is ordered by action id: every read of
