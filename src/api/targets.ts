@@ -68,9 +68,12 @@ export function targetRoutes(table: RouteTable, deps: { store: Store; detector: 
       responses: { 200: { description: 'the targets', schema: z.object({ targets: z.array(TargetView) }) } },
     },
     async ({ query }) => {
+      // Detection holds every open fault once it judges (restored from the store at start); reading them
+      // back with FINAL costs a scan of every fault, seconds on a large store.
+      const detector = deps.detector();
       const [list, open] = await Promise.all([
         rows(query.service ? 'WHERE service = {service:String}' : '', { service: query.service ?? '' }),
-        faults.open(),
+        detector?.judging ? [...detector.open.values()] : faults.open(),
       ]);
       const count = new Map<string, number>();
       for (const f of open) count.set(`${f.service}\u0000${f.instance}`, (count.get(`${f.service}\u0000${f.instance}`) ?? 0) + 1);

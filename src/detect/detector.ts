@@ -128,6 +128,11 @@ export class Detector {
     this.now = deps.now ?? Date.now;
   }
 
+  /** Whether state is rebuilt and evidence is being judged: only then is `open` the whole truth. */
+  get judging(): boolean {
+    return this.ready;
+  }
+
   /** Starts judging; evidence observed before (while state was rebuilt) is processed now. */
   start(): void {
     this.ready = true;
