@@ -26,6 +26,7 @@ export const FaultQuery = z
     signature: z.string().regex(/^[0-9a-f]{16}$/, 'a 16-hex-digit fingerprint').optional(),
     state: z.enum(['open', 'resolved']).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
+    sort: z.enum(['newest', 'oldest']).default('newest').describe('by start time; pass the same sort with a cursor'),
     cursor: z.string().optional(),
   })
   .strict();
@@ -83,14 +84,14 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
     {
       method: 'GET',
       url: '/api/v1/faults',
-      summary: 'Faults, newest first, filtered and paged by cursor',
+      summary: 'Faults, newest (or oldest) first, filtered and paged by cursor',
       tags: ['faults'],
       scope: 'read',
       query: FaultQuery,
       responses: { 200: { description: 'a page of faults', schema: FaultList } },
     },
     async ({ query: q }) => {
-      const list = await faults.list({ ...q, before: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+      const list = await faults.list({ ...q, oldestFirst: q.sort === 'oldest', after: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
       const page = list.slice(0, q.limit);
       return { faults: page.map(faultView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
     },

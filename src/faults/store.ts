@@ -221,17 +221,18 @@ export class FaultReader {
     add('instance = {instance:String}', 'instance', filter.instance);
     add('signature = {signature:String}', 'signature', filter.signature);
     const page: { id: string; at: number; revision: string }[] = [];
-    let before = filter.before;
+    let after = filter.after;
+    const dir = filter.oldestFirst ? 'ASC' : 'DESC';
     // A page is about its own size in rows, but the state is judged here, not in the engine: with a state
     // filter (open faults may be one in a hundred) start larger. Every next batch is larger.
     const first = filter.state ? Math.max(2048, filter.limit * 40) : Math.max(64, filter.limit * 3);
     for (let batch = first; page.length < filter.limit; batch = Math.min(batch * 4, 200_000)) {
-      const cursor = before ? ['(started_at, id) < (fromUnixTimestamp64Milli({beforeTs:Int64}), {beforeId:String})'] : [];
+      const cursor = after ? [`(started_at, id) ${filter.oldestFirst ? '>' : '<'} (fromUnixTimestamp64Milli({afterTs:Int64}), {afterId:String})`] : [];
       const rows = await this.store.query<{ id: string; at: string; revision: string; state: string }>(
         `SELECT id, toUnixTimestamp64Milli(started_at) AS at, toString(revision) AS revision, state FROM ${this.db}.faults_by_start
          ${[...where, ...cursor].length ? `WHERE ${[...where, ...cursor].join(' AND ')}` : ''}
-         ORDER BY started_at DESC, id DESC LIMIT {batch:UInt32}`,
-        { ...params, batch, beforeTs: before?.startedAt, beforeId: before?.id },
+         ORDER BY started_at ${dir}, id ${dir} LIMIT {batch:UInt32}`,
+        { ...params, batch, afterTs: after?.startedAt, afterId: after?.id },
       );
       const full = rows.length === batch;
       // A fault's revisions are neighbours (ordering by revision too would stop the engine from reading only
@@ -246,7 +247,7 @@ export class FaultReader {
       }
       if (!full) break;
       const last = complete[complete.length - 1];
-      before = { startedAt: Number(last.at), id: last.id };
+      after = { startedAt: Number(last.at), id: last.id };
     }
     const chosen = page.slice(0, filter.limit);
     if (chosen.length === 0) return [];
@@ -255,7 +256,7 @@ export class FaultReader {
        WHERE f.started_at BETWEEN fromUnixTimestamp64Milli({lo:Int64}) AND fromUnixTimestamp64Milli({hi:Int64})
          AND f.id IN {ids:Array(String)} AND has(arrayZip({ids:Array(String)}, {revs:Array(UInt64)}), (f.id, f.revision))
        LIMIT 1 BY f.id`,
-      { lo: chosen[chosen.length - 1].at, hi: chosen[0].at, ids: chosen.map((c) => c.id), revs: chosen.map((c) => Number(c.revision)) },
+      { lo: Math.min(chosen[0].at, chosen[chosen.length - 1].at), hi: Math.max(chosen[0].at, chosen[chosen.length - 1].at), ids: chosen.map((c) => c.id), revs: chosen.map((c) => Number(c.revision)) },
     );
     const byId = new Map(rows.map((r) => [r.id, faultFromRow(r)]));
     return chosen.map((c) => byId.get(c.id)).filter((f): f is Fault => f !== undefined);
@@ -270,7 +271,9 @@ export interface FaultFilter {
   instance?: string;
   signature?: string;
   state?: 'open' | 'resolved';
-  /** Cursor: faults strictly older than this one. */
-  before?: { startedAt: number; id: string };
+  /** Oldest first (default: newest first). */
+  oldestFirst?: boolean;
+  /** Cursor: the last fault of the previous page; the page starts strictly after it in the list's order. */
+  after?: { startedAt: number; id: string };
   limit: number;
 }

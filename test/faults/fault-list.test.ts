@@ -83,8 +83,21 @@ describe('fault list', () => {
     while (page.length > 0) {
       seen.push(...page.map((f) => f.id));
       const last = page[page.length - 1];
-      page = await reader.list({ limit: 4, before: { startedAt: last.startedAt, id: last.id } });
+      page = await reader.list({ limit: 4, after: { startedAt: last.startedAt, id: last.id } });
     }
     assert.deepEqual(seen, newestFirst(all));
+  });
+
+  it('pages oldest first, with a filter, through every matching fault once', async () => {
+    const reader = new FaultReader(store);
+    const seen: string[] = [];
+    let page = await reader.list({ limit: 3, kind: 'crash', oldestFirst: true });
+    while (page.length > 0) {
+      seen.push(...page.map((f) => f.id));
+      const last = page[page.length - 1];
+      page = await reader.list({ limit: 3, kind: 'crash', oldestFirst: true, after: { startedAt: last.startedAt, id: last.id } });
+    }
+    assert.deepEqual(seen, newestFirst(all.filter((f) => f.kind === 'crash')).reverse());
+    assert.ok(seen.length > 3, 'more than one page');
   });
 });
