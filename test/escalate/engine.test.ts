@@ -12,34 +12,11 @@ import type { Fault } from '../../src/faults/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { migrate, openStore, type Store } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../support/faultline.js';
+import { faultFixture } from './fault-fixture.js';
 
 type Sent = Parameters<EventSink['enqueue']>[0][number];
 
-let n = 0;
-function fault(over: Partial<Fault>): Fault {
-  n++;
-  return {
-    id: `f${String(n).padStart(19, '0')}`,
-    kind: 'crash',
-    state: 'open',
-    service: 'api',
-    instance: 'api-1',
-    host: 'node-a',
-    version: '1.0.0',
-    check: '',
-    signature: 'aaaaaaaaaaaaaaaa',
-    startedAt: 0,
-    detectedAt: 0,
-    resolvedAt: null,
-    explanation: 'x',
-    evidence: [],
-    causedBy: '',
-    ruleId: 'crash',
-    rulesVersion: 'v',
-    occurrences: 1,
-    ...over,
-  };
-}
+const fault = (over: Partial<Fault>): Fault => faultFixture('f', over);
 
 const config = EscalationSchema.parse({
   supervision: {

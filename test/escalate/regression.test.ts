@@ -14,6 +14,7 @@ import { regression, serviceVersion, SignatureReader, type SignatureHistory, typ
 import { createLogger } from '../../src/log/index.js';
 import { migrate, openStore, type Store } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../support/faultline.js';
+import { faultFixture } from './fault-fixture.js';
 
 /** A history of faults in `api` at these versions (or `service@version` for another service). */
 const history = (versions: string[], open: number, lastAt: number): SignatureHistory => ({
@@ -70,27 +71,17 @@ describe('signature.regressed from the engine', () => {
     removeDir(dir);
   });
 
-  const fault = (over: Partial<Fault>): Fault => ({
-    id: `f${Math.random().toString(16).slice(2, 21).padEnd(19, '0')}`,
-    kind: 'crash',
-    state: 'open',
-    service: 'billing',
-    instance: 'billing-1',
-    host: 'node-a',
-    version: '1.0',
-    check: '',
-    signature: 'cccccccccccccccc',
-    startedAt: Date.now(),
-    detectedAt: Date.now(),
-    resolvedAt: null,
-    explanation: 'billing-1 exited with code 1 after an uncaught TypeError',
-    evidence: [],
-    causedBy: '',
-    ruleId: 'crash',
-    rulesVersion: 'v',
-    occurrences: 1,
-    ...over,
-  });
+  const fault = (over: Partial<Fault>): Fault =>
+    faultFixture('e', {
+      service: 'billing',
+      instance: 'billing-1',
+      version: '1.0',
+      signature: 'cccccccccccccccc',
+      startedAt: Date.now(),
+      detectedAt: Date.now(),
+      explanation: 'billing-1 exited with code 1 after an uncaught TypeError',
+      ...over,
+    });
 
   it('tells the routes of the fault, with the signature and why, once per regression', async () => {
     await escalator.recurred(fault({ version: '1.1' }), history(['billing@1.0'], 0, Date.now() - 30_000));
