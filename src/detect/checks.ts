@@ -28,8 +28,9 @@ const LOG_EXCERPT = 200;
 interface CheckState {
   spec: CheckConfig;
   lastPing?: Ping;
-  /** The last success, fail or exit-code ping. */
+  /** The last success, fail or exit-code ping, and when its run started (when its start ping was seen). */
   lastFinish?: Ping;
+  lastFinishStartedAt?: number;
   lastSuccess?: number;
   /** Runs started and not finished (nor yet judged too long): start time by run id ('' without one). */
   running: Map<string, number>;
@@ -125,7 +126,7 @@ export class CheckMonitor {
    */
   settle(): void {
     for (const s of this.checks.values())
-      if (s.lastFinish && s.lastFinish.kind !== 'success' && s.lastFinish.at >= s.judgedSince) this.failed(s, s.lastFinish, undefined);
+      if (s.lastFinish && s.lastFinish.kind !== 'success' && s.lastFinish.at >= s.judgedSince) this.failed(s, s.lastFinish, s.lastFinishStartedAt);
   }
 
   /** A success older than the replayed pings (read back separately at start). */
@@ -239,8 +240,12 @@ export class CheckMonitor {
       s.running.set(p.rid, p.at);
       return;
     }
-    if (!s.lastFinish || p.at >= s.lastFinish.at) s.lastFinish = p;
+    const latest = !s.lastFinish || p.at >= s.lastFinish.at;
     const start = this.finish(s, p);
+    if (latest) {
+      s.lastFinish = p;
+      s.lastFinishStartedAt = start;
+    }
     if (p.kind === 'success') {
       s.lastSuccess = Math.max(s.lastSuccess ?? 0, p.at);
       // Runs already past their limit had their fault; this success ends it, so they are not judged again.

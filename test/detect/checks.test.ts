@@ -152,6 +152,17 @@ describe('check monitor', () => {
     assert.deepEqual(lost.opened().map((f) => f.id).sort(), first.opened().map((f) => f.id).sort());
   });
 
+  it('a failure raised from the stored pings names its run time, as a live one does', () => {
+    const { monitor, advance, opened } = setup([{ slug: 'backup' }]);
+    monitor.replay({ check: 'backup', at: T0 - 5000, kind: 'start', exitCode: null, rid: 'r1', body: '' });
+    monitor.replay({ check: 'backup', at: T0 - 4200, kind: 'exit_code', exitCode: 3, rid: 'r1', body: 'disk full' });
+    monitor.settle();
+    monitor.start(1e9);
+    advance(500);
+    const [fault] = opened();
+    assert.match(fault.explanation, /with exit code 3 after running 800 ms \(run r1\)/);
+  });
+
   it('a rebuild does not raise a failure that came while the check was paused', () => {
     const { monitor, advance, opened } = setup([{ slug: 'backup' }]);
     monitor.replay({ check: 'backup', at: T0 - 60_000, kind: 'fail', exitCode: null, rid: '', body: '' });
