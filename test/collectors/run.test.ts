@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parseRunArgs, UsageError } from '../../collectors/run/options.js';
@@ -14,6 +14,15 @@ import { RestartPolicy } from '../../collectors/run/restart.js';
 import { StreamTail } from '../../collectors/run/tail.js';
 import { APP } from '../support/supervise.js';
 import { CLI, eventually, freePort, queryStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+
+/** A process's direct children, from /proc (Linux). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
 
 interface FaultView {
   id: string;
@@ -102,10 +111,15 @@ describe('faultline run', { concurrency: true }, () => {
     const w = wrap(['--service', 'spinner', '--instance', 'spinner-1', '--interval', '200ms', '--', process.execPath, APP], {
       env: { APP_MODE: 'hang', APP_AFTER_MS: '2000', FAULTLINE_HEARTBEAT_INTERVAL_MS: '200' },
     });
-    const f = await eventually(async () => (await faults('service=spinner')).find((x) => x.kind === 'hang'), 20_000, 'a hang fault');
-    assert.match(f.explanation, /spinner-1 .*stopped sending heartbeats/);
-    assert.equal(w.proc.exitCode, null, 'the wrapper (and its heartbeats) still run');
-    w.proc.kill('SIGKILL');
+    try {
+      const f = await eventually(async () => (await faults('service=spinner')).find((x) => x.kind === 'hang'), 20_000, 'a hang fault');
+      assert.match(f.explanation, /spinner-1 .*stopped sending heartbeats/);
+      assert.equal(w.proc.exitCode, null, 'the wrapper (and its heartbeats) still run');
+    } finally {
+      // The busy child runs no signal handler: kill it itself, or it spins on after the wrapper is gone.
+      for (const pid of childrenOf(w.proc.pid!)) process.kill(pid, 'SIGKILL');
+      w.proc.kill('SIGKILL');
+    }
   });
 
   it('a child SIGKILLed from outside: signal SIGKILL in the stored exit; heartbeats carried its pid and RSS', async () => {
