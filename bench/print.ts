@@ -21,7 +21,7 @@ export function phaseLine(name: string, r: PhaseResult): void {
   ];
   if (r.storeProcess)
     parts.push(
-      `store process (ClickHouse engine behind an HTTP front, same core): rss max ${fmt(r.storeProcess.rssMaxMiB)} mean ${fmt(r.storeProcess.rssMeanMiB)} MiB, cpu ${fmt(r.storeProcess.cpuUtil * 100)}%`,
+      `store process (ClickHouse engine behind an HTTP front, cpus ${r.storeProcess.cpus}, beside the load generator): rss max ${fmt(r.storeProcess.rssMaxMiB)} mean ${fmt(r.storeProcess.rssMeanMiB)} MiB, cpu ${fmt(r.storeProcess.cpuUtil * 100)}%`,
     );
   if (r.store)
     parts.push(`store wrote ${fmt(r.store.writtenPerS)} ${isPing ? 'pings' : 'spans'}/s, shed ${r.store.shedRequests} req, WAL at end ${fmt(r.store.walBytesAtEnd / 1e6, 1)} MB, shutdown (flush) ${fmt(r.store.shutdownMs / 1000, 1)} s`);

@@ -10,6 +10,8 @@ import type { LoadResult, LoadSpec } from './loadgen.js';
 const DIST = join(packageRoot, 'dist');
 export const SERVER_CORE = 0;
 export const LOADGEN_CORE = 1;
+/** The store process of the "store by URL" phases shares the load generator's core, not faultline's. */
+export const STORE_CORE = LOADGEN_CORE;
 
 /** Whether `taskset` works here (util-linux, and a second core to pin the load generator to). */
 export const taskset: { ok: boolean; note?: string } = (() => {
@@ -130,16 +132,18 @@ export function runLoadgen(spec: LoadSpec, onProgress: (t: number, items: number
 }
 
 /**
- * A ClickHouse store in its own process, for phases that measure faultline without the embedded engine:
- * the test suite's HTTP front for the engine (test/support/clickhouse-http.ts: the real engine behind the
- * HTTP interface @clickhouse/client speaks), pinned to faultline's core so the two share one core.
+ * A ClickHouse store in its own process, for phases that measure faultline against a store by URL, as
+ * production runs it against a ClickHouse server: the test suite's HTTP front for the engine
+ * (test/support/clickhouse-http.ts: the real engine behind the HTTP interface @clickhouse/client speaks),
+ * pinned to the other core (the load generator's), so faultline keeps its core to itself, as it would
+ * beside a server on its own machine.
  */
 export async function startStoreProcess(dataDir: string): Promise<{ pid: number; url: string; user: string; password: string; stop(): Promise<void> }> {
   const [user, password] = ['bench', 'bench'];
   const main = join(DIST, 'test', 'support', 'clickhouse-http-main.js');
   const argv = [main, dataDir, '0'];
   const env = { PATH: process.env.PATH ?? '', CLICKHOUSE_HTTP_USER: user, CLICKHOUSE_HTTP_PASSWORD: password };
-  const [cmd, args] = taskset.ok ? ['taskset', ['-c', String(SERVER_CORE), process.execPath, ...argv]] : [process.execPath, argv];
+  const [cmd, args] = taskset.ok ? ['taskset', ['-c', String(STORE_CORE), process.execPath, ...argv]] : [process.execPath, argv];
   // stdin stays open: the front exits when it closes (the harness died).
   const proc = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';

@@ -140,58 +140,29 @@ function convertSpan(
  */
 export function convertTracesProtobuf(r: WireReader, batch: RowBatch): void {
   const end = r.buf.length;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x0a) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
-    wireResourceSpans(r, to, batch);
-    r.pos = to;
-  }
+  for (let to: number; (to = r.next(0x0a, end)) >= 0; r.pos = to) wireResourceSpans(r, to, batch);
 }
 
 /** ResourceSpans: resource = 1, scope_spans = 2. */
 function wireResourceSpans(r: WireReader, end: number, batch: RowBatch): void {
   const start = r.pos;
+  // The resource may come after its scope spans: found first, read once (the last one wins, as in protobuf).
   let resStart = -1;
   let resEnd = -1;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag === 0x0a) {
-      resEnd = r.len(end);
-      resStart = r.pos;
-      r.pos = resEnd;
-    } else r.skip(tag & 7, end);
+  for (let to: number; (to = r.next(0x0a, end)) >= 0; r.pos = to) {
+    resStart = r.pos;
+    resEnd = to;
   }
   const resource: AttrMap = {};
   if (resStart >= 0) {
     // Resource: attributes = 1.
     r.pos = resStart;
-    while (r.pos < resEnd) {
-      const tag = r.varint(resEnd);
-      if (tag !== 0x0a) {
-        r.skip(tag & 7, resEnd);
-        continue;
-      }
-      const kvEnd = r.len(resEnd);
-      wireKeyValue(r, kvEnd, resource, batch.cut);
-    }
+    for (let to: number; (to = r.next(0x0a, resEnd)) >= 0; r.pos = to) wireKeyValue(r, to, resource, batch.cut);
   }
   const target = targetOf(resource);
   const resourceId = batch.resourceId(resource);
   r.pos = start;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x12) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
-    wireScopeSpans(r, to, target, resourceId, batch);
-    r.pos = to;
-  }
+  for (let to: number; (to = r.next(0x12, end)) >= 0; r.pos = to) wireScopeSpans(r, to, target, resourceId, batch);
 }
 
 /** ScopeSpans: scope = 1 (InstrumentationScope: name = 1, version = 2), spans = 2. */
@@ -199,13 +170,7 @@ function wireScopeSpans(r: WireReader, end: number, target: Target, resourceId: 
   const start = r.pos;
   let scopeName = '';
   let scopeVersion = '';
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x0a) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
+  for (let to: number; (to = r.next(0x0a, end)) >= 0; ) {
     scopeName = '';
     scopeVersion = '';
     while (r.pos < to) {
@@ -216,16 +181,7 @@ function wireScopeSpans(r: WireReader, end: number, target: Target, resourceId: 
     }
   }
   r.pos = start;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x12) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
-    wireSpan(r, to, target, resourceId, scopeName, scopeVersion, batch);
-    r.pos = to;
-  }
+  for (let to: number; (to = r.next(0x12, end)) >= 0; r.pos = to) wireSpan(r, to, target, resourceId, scopeName, scopeVersion, batch);
 }
 
 /**

@@ -386,16 +386,7 @@ function wireArray(r: WireReader, start: number, end: number, cut: Truncator, de
   const at = r.pos;
   const out: unknown[] = [];
   r.pos = start;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x0a) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
-    out.push(wirePlain(r, to, cut, depth));
-    r.pos = to;
-  }
+  for (let to: number; (to = r.next(0x0a, end)) >= 0; r.pos = to) out.push(wirePlain(r, to, cut, depth));
   r.pos = at;
   return out;
 }
@@ -405,13 +396,7 @@ function wireKvlist(r: WireReader, start: number, end: number, cut: Truncator, d
   const at = r.pos;
   const out = freeMap();
   r.pos = start;
-  while (r.pos < end) {
-    const tag = r.varint(end);
-    if (tag !== 0x0a) {
-      r.skip(tag & 7, end);
-      continue;
-    }
-    const to = r.len(end);
+  for (let to: number; (to = r.next(0x0a, end)) >= 0; r.pos = to) {
     let key = '';
     let value: unknown = null;
     while (r.pos < to) {
