@@ -37,6 +37,8 @@ function fail(message: string, code = 2): never {
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'run') {
+    // The native wrapper takes this process over when it can (no Node process stays beside the command).
+    (await import('../collectors/run/native.js')).execNative(argv.slice(1));
     const run = await import('../collectors/run/index.js');
     return process.exit(await run.main(argv.slice(1)));
   }

@@ -1,19 +1,22 @@
 /**
  * `faultline run` with real child processes against the real faultline service: crashes, a SIGKILL from
  * outside, a forwarded SIGTERM, heartbeats with the child's memory, restarts with backoff, check pings, and
- * faultline unreachable (the command runs on; the wrapper says what it dropped); then, on a faultline of its
- * own, what reached the store (read back after it stopped); and the pure parts (flags, restart policy, tail).
+ * faultline unreachable (the command runs on; the wrapper says what it dropped) — each with the native
+ * wrapper (what `faultline run` execs into) and with the Node implementation (its fallback); then, on a
+ * faultline of its own, what reached the store (read back after it stopped); and the pure parts (flags,
+ * restart policy, tail, when the native wrapper is used).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { whyNotNative } from '../../collectors/run/native.js';
 import { parseRunArgs, UsageError } from '../../collectors/run/options.js';
 import { RestartPolicy } from '../../collectors/run/restart.js';
 import { StreamTail } from '../../collectors/run/tail.js';
 import { APP } from '../support/supervise.js';
-import { CLI, eventually, freePort, queryStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+import { CLI, eventually, freePort, nativeRunBuilt, queryStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 
 /** A process's direct children, from /proc (Linux). */
 function childrenOf(pid: number): number[] {
@@ -44,7 +47,16 @@ checks:
     period: 1h
 `;
 
-describe('faultline run', { concurrency: true }, () => {
+/** The two implementations of the wrapper: the native one (the default) and the Node one (its fallback). */
+const IMPLEMENTATIONS = [
+  { name: 'native', native: true, env: {} as Record<string, string> },
+  { name: 'Node', native: false, env: { FAULTLINE_RUN_NATIVE: '0' } as Record<string, string> },
+];
+
+before(() => void nativeRunBuilt());
+
+for (const impl of IMPLEMENTATIONS)
+describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
   let dir: string;
   let fl: RunningFaultline;
   const procs: ChildProcess[] = [];
@@ -53,7 +65,7 @@ describe('faultline run', { concurrency: true }, () => {
   const wrap = (args: string[], opts: { otlp?: string; env?: Record<string, string> } = {}): Wrapped => {
     const started = Date.now();
     const proc = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', opts.otlp ?? fl.otlpHttp, '--url', fl.http, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...opts.env },
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...impl.env, ...opts.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     procs.push(proc);
@@ -129,6 +141,8 @@ describe('faultline run', { concurrency: true }, () => {
       return v?.last_heartbeat ? v : undefined;
     }, 20_000, 'a heartbeat from the victim');
     assert.notEqual(t.pid, w.proc.pid, "process.pid is the child's, not the wrapper's");
+    // What stays resident beside the command: the native wrapper (the Node CLI exec'd into it), or Node.
+    assert.equal(readlinkSync(`/proc/${w.proc.pid}/exe`), impl.native ? nativeRunBuilt() : process.execPath);
     process.kill(t.pid, 'SIGKILL');
     const exit = await w.exited;
     assert.equal(exit.code, 137, '128 + 9');
@@ -193,6 +207,29 @@ describe('faultline run', { concurrency: true }, () => {
     assert.equal(check.last_ping.kind, 'success');
     assert.match(check.last_ping.rid ?? '', /^[0-9a-f-]{36}$/);
   });
+
+  it("the command's stderr passes through whole, in order, and its last line is the exit's stderr tail", async () => {
+    const w = wrap(['--service', 'chatty', '--instance', 'chatty-1', '--', process.execPath, '-e',
+      'for (let i = 0; i < 20000; i++) process.stderr.write(`progress ${i} ${"x".repeat(100)}\\n`); process.stderr.write("fatal: out of widgets\\n"); process.exitCode = 6']);
+    const exit = await w.exited;
+    assert.equal(exit.code, 6);
+    const lines = exit.stderr.split('\n').filter((l) => l.startsWith('progress '));
+    assert.equal(lines.length, 20000, 'every line passed on');
+    assert.ok(lines.every((l, i) => l.startsWith(`progress ${i} `)), 'in order');
+    const f = await eventually(async () => (await faults('service=chatty')).find((x) => x.kind === 'crash'), 10_000, 'a crash fault');
+    assert.match(f.explanation, /chatty-1 exited at .* with exit code 6\. Last stderr: "fatal: out of widgets"$/);
+  });
+
+  if (impl.native)
+    it('--restart always: the wrapper holds the same descriptors on every run (no leak)', async () => {
+      // Sockets come and go with telemetry in flight: the pipes and files are what would leak.
+      const exit = await wrap(['--service', 'fd-counter', '--restart', 'always', '--restart-delay', '10ms', '--max-restarts', '5', '--', 'sh', '-c',
+        'echo "fds $(ls -l /proc/$PPID/fd | grep -vc socket:)" >&2']).exited;
+      assert.equal(exit.code, 0);
+      const runs = [...exit.stderr.matchAll(/fds (\d+)/g)];
+      assert.equal(runs.length, 6, exit.stderr);
+      assert.equal(new Set(runs.map((m) => m[1])).size, 1, `descriptors per run: ${runs.map((m) => m[1]).join(', ')}`);
+    });
 
   it('faultline unreachable: the child runs to its end, its exit code is returned, and the drops are reported', async () => {
     const closed = `http://127.0.0.1:${await freePort()}`;
@@ -350,6 +387,17 @@ describe('faultline run: parts', () => {
     assert.equal(p.next({ ...fail, intended: true }), null);
     assert.equal(new RestartPolicy({ mode: 'always', initialDelayMs: 1, maxDelayMs: 1, stableAfterMs: 1 }).next({ ...fail, code: 0 }), 1);
     assert.equal(new RestartPolicy({ mode: 'no', initialDelayMs: 1, maxDelayMs: 1, stableAfterMs: 1 }).next(fail), null);
+  });
+
+  it('the native wrapper runs unless asked not to, or for https, or when it is not built (then with a notice)', () => {
+    const line = ['--service', 'api', '--', 'sleep', '1'];
+    assert.equal(whyNotNative(line, {}), null);
+    assert.deepEqual(whyNotNative(line, { FAULTLINE_RUN_NATIVE: '0' }), { reason: 'FAULTLINE_RUN_NATIVE=0', notice: false });
+    assert.equal(whyNotNative(['--otlp-endpoint', 'https://fl.example:4318', ...line], {})?.reason, 'https endpoint');
+    assert.equal(whyNotNative(['--bogus', ...line], {})?.reason, 'usage error', 'the Node side says what is wrong, the same either way');
+    const missing = whyNotNative(line, {}, { wrapper: '/nonexistent/faultline-run', addon: '/nonexistent/exec.node' });
+    assert.equal(missing?.notice, true);
+    assert.match(missing!.reason, /not built .*C compiler/);
   });
 
   it('stderr tail: the last 50 lines, at most 8 KiB, across split UTF-8', () => {

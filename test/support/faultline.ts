@@ -1,11 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { packageRoot } from '../../src/paths.js';
 
 export const CLI = join(packageRoot, 'dist', 'src', 'cli.js');
+
+/**
+ * The native `faultline run` (dist/native/faultline-run): `npm run build` builds it; after `tsc` alone it is
+ * built here, with the same script. Throws when it cannot be (no C compiler): its tests must not pass silently.
+ */
+export function nativeRunBuilt(): string {
+  const wrapper = join(packageRoot, 'dist', 'native', 'faultline-run');
+  if (!existsSync(wrapper)) execFileSync('sh', [join(packageRoot, 'collectors', 'run', 'native', 'build.sh')], { stdio: 'inherit' });
+  if (!existsSync(wrapper)) throw new Error(`the native faultline run could not be built (${wrapper}): is there a C compiler?`);
+  return wrapper;
+}
 
 export interface RunningFaultline {
   proc: ChildProcess;
