@@ -131,8 +131,8 @@ export class Program implements Managed {
     const up = await this.settle(proc.pid!, exited);
     if (up.ok) return { ok: true, message: `pid ${proc.pid}` };
     const exit = up.exit ?? (c.restart === 'no' ? await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), WRAPPER_FLUSH_MS))]) : null);
-    // The command's last words, without the wrapper's own lines about delivering telemetry.
-    const why = this.stderrTail.filter((l) => l.trim() && !/^faultline run: (cannot send telemetry|telemetry to )/.test(l)).slice(-3).join(' | ');
+    // The command's last words, without the wrapper's own lines about delivering telemetry or its fallback.
+    const why = this.stderrTail.filter((l) => l.trim() && !/^faultline run: (cannot send telemetry|telemetry to |the native wrapper is not built)/.test(l)).slice(-3).join(' | ');
     const how = `${exit ? describeExit(exit) : up.why} ${up.upMs === null ? 'at once' : `after ${seconds(up.upMs)}`}`;
     return { ok: false, message: `${how}${why ? `: ${why}` : ''}` };
   }
