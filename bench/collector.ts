@@ -3,8 +3,10 @@
  *   1. Node collector overhead: the same HTTP app, plain and under `node --import …/register` (1 s
  *      heartbeats), side by side under the same steady load; CPU (share of one core) and RSS of each from
  *      /proc. Targets: ≤ 2 % of a core more CPU, ≤ 10 MiB more RSS.
- *   2. `faultline run` RSS while it watches a command (target ≤ 15 MiB), as shipped and with V8 flags on
- *      the wrapper's own process, beside a bare `node` that does nothing (the floor of any Node process).
+ *   2. `faultline run` RSS while it watches a command (target ≤ 15 MiB): VmRSS of the resident wrapper
+ *      process alone (the command excluded) — the native wrapper the CLI execs into, as shipped; beside it
+ *      the Node implementation (FAULTLINE_RUN_NATIVE=0) and a bare `node` that does nothing (the floor of
+ *      any Node process).
  *   3. child exit → exit event acknowledged by faultline (target p99 ≤ 200 ms): the child prints the time
  *      on stderr as its last act; a proxy in front of faultline's OTLP port notes when faultline's 200 for
  *      the exit event passes back; runs under `--restart` (a warm wrapper) and one-shot wrappers (cold).
@@ -13,6 +15,7 @@
  *                                      BENCH_COLLECTOR_RATE: requests/s to each app, default 200)
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { createServer, request, Agent, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
@@ -29,6 +32,8 @@ const REGISTER = join(DIST, 'collectors', 'node', 'register.js');
 const APP = join(DIST, 'bench', 'collector-app.js');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const nowMs = () => performance.timeOrigin + performance.now();
+
+const NATIVE_WRAPPER = join(DIST, 'native', 'faultline-run');
 
 function spawnLogged(args: string[], env: NodeJS.ProcessEnv): { proc: ChildProcess; out: () => string; err: () => string } {
   const proc = spawn(process.execPath, args, { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -120,25 +125,27 @@ async function collectorOverhead(fl: Faultline): Promise<Overhead> {
 
 interface WrapperRss {
   variant: string;
-  nodeArgs: string[];
+  /** The program of the measured process (/proc/<pid>/exe): the native wrapper or node. */
+  exe: string;
   rssMeanMiB: number;
   rssMaxMiB: number;
   /** Private memory (RssAnon): RSS without mapped files, i.e. without the node binary shared by every Node process. */
   anonMaxMiB: number;
 }
 
-/** Phase 2: `faultline run` watching a sleeping command, as shipped and with V8 flags; a bare node beside. */
+/**
+ * Phase 2: `faultline run` watching a sleeping command (the process the CLI was started as, which is the
+ * native wrapper once it exec'd), the Node implementation beside it, and a bare node.
+ */
 async function wrapperRss(fl: Faultline): Promise<WrapperRss[]> {
   const otlp = `http://127.0.0.1:${fl.ports.otlpHttp}`;
-  const variants: { variant: string; nodeArgs: string[]; args?: string[] }[] = [
-    { variant: 'faultline run (as shipped)', nodeArgs: [] },
-    { variant: 'faultline run, --max-semi-space-size=1', nodeArgs: ['--max-semi-space-size=1'] },
-    { variant: 'faultline run, --jitless --max-semi-space-size=1 --max-old-space-size=16', nodeArgs: ['--jitless', '--max-semi-space-size=1', '--max-old-space-size=16'] },
-    { variant: 'bare node (setInterval, nothing else)', nodeArgs: [], args: ['-e', 'setInterval(() => {}, 1000)'] },
+  const wrapped = [CLI, 'run', '--service', 'bench-wrapped', '--otlp-endpoint', otlp, '--', 'sleep', '60'];
+  const variants: { variant: string; args: string[]; env?: NodeJS.ProcessEnv }[] = [
+    { variant: 'faultline run (as shipped: the native wrapper)', args: wrapped },
+    { variant: 'faultline run, Node implementation (FAULTLINE_RUN_NATIVE=0)', args: wrapped, env: { FAULTLINE_RUN_NATIVE: '0' } },
+    { variant: 'bare node (setInterval, nothing else)', args: ['-e', 'setInterval(() => {}, 1000)'] },
   ];
-  const procs = variants.map((v) =>
-    spawnLogged([...v.nodeArgs, ...(v.args ?? [CLI, 'run', '--service', 'bench-wrapped', '--otlp-endpoint', otlp, '--', 'sleep', '60'])], {}),
-  );
+  const procs = variants.map((v) => spawnLogged(v.args, v.env ?? {}));
   try {
     await sleep(3000); // started, first heartbeats out
     const samplers = procs.map((p) => new ProcSampler(p.proc.pid!));
@@ -146,7 +153,13 @@ async function wrapperRss(fl: Faultline): Promise<WrapperRss[]> {
     await sleep(8000);
     return samplers.map((s, i) => {
       const r = s.stop();
-      return { variant: variants[i].variant, nodeArgs: variants[i].nodeArgs, rssMeanMiB: round(r.meanBytes / MiB, 1), rssMaxMiB: round(r.maxBytes / MiB, 1), anonMaxMiB: round(r.anonMaxBytes / MiB, 1) };
+      let exe = '?';
+      try {
+        exe = readlinkSync(`/proc/${procs[i].proc.pid}/exe`);
+      } catch {
+        // it ended: the figures say so
+      }
+      return { variant: variants[i].variant, exe, rssMeanMiB: round(r.meanBytes / MiB, 1), rssMaxMiB: round(r.maxBytes / MiB, 1), anonMaxMiB: round(r.anonMaxBytes / MiB, 1) };
     });
   } finally {
     for (const p of procs) p.proc.kill('SIGKILL');
@@ -219,7 +232,8 @@ async function main(): Promise<void> {
     console.log('  2. faultline run RSS while watching `sleep 60` (8 s window after 3 s):');
     const w = await wrapperRss(fl);
     for (const v of w)
-      console.log(`     ${v.variant.padEnd(80)} rss mean ${fmt(v.rssMeanMiB, 1).padStart(5)} MiB, max ${fmt(v.rssMaxMiB, 1).padStart(5)} MiB; private (RssAnon) max ${fmt(v.anonMaxMiB, 1).padStart(5)} MiB`);
+      console.log(`     ${v.variant.padEnd(64)} rss mean ${fmt(v.rssMeanMiB, 1).padStart(5)} MiB, max ${fmt(v.rssMaxMiB, 1).padStart(5)} MiB; private (RssAnon) max ${fmt(v.anonMaxMiB, 1).padStart(5)} MiB  [${v.exe}]`);
+    if (w[0].exe !== NATIVE_WRAPPER) console.log(`     (!) the shipped wrapper is not the native one: ${NATIVE_WRAPPER} not built? (npm run build builds it)`);
 
     console.log('  3. child exit → exit event acknowledged by faultline (30 runs under --restart, 10 one-shot wrappers):');
     const e = await exitToAck(fl);
@@ -228,14 +242,12 @@ async function main(): Promise<void> {
     line('cold (one-shot)', e.cold);
     line('of which: exit → the wrapper\'s request sent', e.sentAfter);
 
-    const shipped = w[0];
-    const best = w.slice(1, -1).reduce((a, b) => (b.rssMaxMiB < a.rssMaxMiB ? b : a));
-    const bare = w[w.length - 1];
+    const [shipped, nodeImpl, bare] = w;
     const rows: TargetRow[] = [
       target('Node collector CPU overhead (1 s heartbeats)', o.cpuDiffPct, '<=', 2, '% of a core', `${fmt(o.cpuRelativePct, 1)} % of the app's own CPU`),
       target('Node collector RSS overhead', o.rssDiffMiB, '<=', 10, 'MiB'),
-      target('faultline run RSS', shipped.rssMaxMiB, '<=', 15, 'MiB', `a bare node process: ${fmt(bare.rssMaxMiB, 1)} MiB; with ${best.nodeArgs.join(' ')}: ${fmt(best.rssMaxMiB, 1)} MiB`),
-      target('faultline run private memory (RssAnon)', shipped.anonMaxMiB, '<=', 15, 'MiB', `RSS without the node binary's pages (shared by every Node process); bare node ${fmt(bare.anonMaxMiB, 1)} MiB`),
+      target('faultline run RSS', shipped.rssMaxMiB, '<=', 15, 'MiB', `the wrapper process alone (${shipped.exe === NATIVE_WRAPPER ? 'native' : 'NOT native'}); Node implementation ${fmt(nodeImpl.rssMaxMiB, 1)} MiB, a bare node ${fmt(bare.rssMaxMiB, 1)} MiB`),
+      target('faultline run private memory (RssAnon)', shipped.anonMaxMiB, '<=', 15, 'MiB', `Node implementation ${fmt(nodeImpl.anonMaxMiB, 1)} MiB, bare node ${fmt(bare.anonMaxMiB, 1)} MiB`),
       target('child exit → exit event acknowledged, p99', e.all.p99, '<=', 200, 'ms', `${e.all.count} runs; warm p99 ${fmt(e.warm.p99, 1)}, cold p99 ${fmt(e.cold.p99, 1)}`),
     ];
     console.log();

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +50,19 @@ void run_start(run_t *r, const char *command, char *const argv[], char *const en
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   pid_t pid;
   int rc = posix_spawnp(&pid, command, &actions, &attr, argv, envp);
+  if (rc == ENOEXEC) {
+    /* A script without "#!": run by the shell, as execvp (and so Node's spawn) does. */
+    size_t n = 0;
+    while (argv[n]) n++;
+    char **with_sh = calloc(n + 2, sizeof *with_sh);
+    if (with_sh) {
+      with_sh[0] = "sh";
+      for (size_t i = 0; i < n; i++) with_sh[i + 1] = argv[i];
+      with_sh[1] = (char *)command;
+      rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, with_sh, envp);
+      free(with_sh);
+    }
+  }
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   close(pipefd[1]);
