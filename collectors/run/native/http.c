@@ -1,8 +1,8 @@
 /*
  * One HTTP/1.1 POST at a time per caller, over a non-blocking socket driven by the wrapper's poll() loop:
  * connect, write, read the answer, each step bounded by the request's deadline. `Connection: close` keeps
- * the state machine small (the answer ends at EOF or its Content-Length); nothing here ever blocks the loop
- * except resolving a host name that is not an address, which is done once per request.
+ * the state machine small (the answer ends at EOF or its Content-Length); nothing here blocks the loop
+ * except resolving a host name that is not an address: once, and again only after a failed connection.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -60,7 +60,36 @@ int url_parse(const char *text, url_t *u) {
   return https;
 }
 
+#define RESOLVE_AGAIN_MS 30000
+
+/* The address to connect to: the cached one, or resolved now. */
+static int resolve(url_t *u) {
+  int64_t now = mono_ms();
+  if (u->resolved && !(u->stale && now - u->resolved_at >= RESOLVE_AGAIN_MS)) return 0;
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
+  struct addrinfo *ai = NULL;
+  int rc = getaddrinfo(u->host, u->port, &hints, &ai);
+  if (rc == EAI_NONAME) {
+    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
+    rc = getaddrinfo(u->host, u->port, &hints, &ai);
+  }
+  u->resolved_at = now;
+  if (rc != 0 || !ai || ai->ai_addrlen > sizeof u->addr) {
+    if (ai) freeaddrinfo(ai);
+    return u->resolved ? 0 : rc ? rc : EAI_FAIL;
+  }
+  memcpy(u->addr, ai->ai_addr, ai->ai_addrlen);
+  u->addrlen = ai->ai_addrlen;
+  u->family = ai->ai_family;
+  u->resolved = true;
+  u->stale = false;
+  freeaddrinfo(ai);
+  return 0;
+}
+
 static void fail(http_req_t *r, const char *error) {
+  /* A connection that failed may mean the name now points elsewhere. */
+  if ((r->state == HTTP_CONNECTING || r->state == HTTP_IDLE) && r->url) r->url->stale = true;
   if (r->fd >= 0) close(r->fd);
   r->fd = -1;
   r->status = 0;
@@ -79,34 +108,27 @@ void http_reset(http_req_t *r) {
   r->error[0] = 0;
 }
 
-void http_start(http_req_t *r, const url_t *base, const char *path, const char *headers, const char *body, size_t n, int timeout_ms) {
+void http_start(http_req_t *r, url_t *base, const char *path, const char *headers, const char *body, size_t n, int timeout_ms) {
   http_reset(r);
+  r->url = base;
   r->deadline = mono_ms() + timeout_ms;
   buf_fmt(&r->out, "POST %s%s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n", base->path, path, base->authority, headers, n);
   buf_add(&r->out, body, n);
 
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV};
-  struct addrinfo *ai = NULL;
-  int rc = getaddrinfo(base->host, base->port, &hints, &ai);
-  if (rc == EAI_NONAME) {
-    hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-    rc = getaddrinfo(base->host, base->port, &hints, &ai);
-  }
-  if (rc != 0 || !ai) {
+  int rc = resolve(base);
+  if (rc != 0) {
     fail(r, rc == EAI_AGAIN ? "EAI_AGAIN" : "ENOTFOUND");
     return;
   }
-  r->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  r->fd = socket(base->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (r->fd < 0) {
-    freeaddrinfo(ai);
     fail(r, errno_code(errno));
     return;
   }
   int one = 1;
   setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  rc = connect(r->fd, ai->ai_addr, ai->ai_addrlen);
+  rc = connect(r->fd, (const struct sockaddr *)base->addr, base->addrlen);
   int err = errno;
-  freeaddrinfo(ai);
   if (rc == 0) r->state = HTTP_WRITING;
   else if (err == EINPROGRESS || err == EINTR) r->state = HTTP_CONNECTING;
   else fail(r, errno_code(err));

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 /* ---- util.c: growable buffers, JSON, clocks, the wrapper's own log lines ---- */
@@ -81,6 +82,13 @@ typedef struct {
   char port[8];
   char authority[300]; /* host[:port] for the Host header */
   char path[1024]; /* the URL's path prefix, without a trailing slash */
+  /* The host's address, resolved once and again only after a failed connection (at most every 30 s):
+     resolving a name blocks, and the loop must not stall on a slow resolver at every heartbeat. */
+  bool resolved, stale;
+  int64_t resolved_at;
+  int family;
+  socklen_t addrlen;
+  unsigned char addr[128];
 } url_t;
 
 /* 0: an http:// URL; 1: https:// (not spoken here); -1: not a URL. */
@@ -91,6 +99,7 @@ enum { HTTP_IDLE, HTTP_CONNECTING, HTTP_WRITING, HTTP_READING, HTTP_DONE };
 typedef struct {
   int state;
   int fd;
+  url_t *url;
   buf_t out;
   size_t off;
   buf_t in;
@@ -103,7 +112,7 @@ typedef struct {
 } http_req_t;
 
 /* Starts a POST of body to base's path + path; the request is DONE at once when it cannot even start. */
-void http_start(http_req_t *r, const url_t *base, const char *path, const char *headers, const char *body, size_t n, int timeout_ms);
+void http_start(http_req_t *r, url_t *base, const char *path, const char *headers, const char *body, size_t n, int timeout_ms);
 /* The pollfd for a request in flight (fd -1 when none). */
 void http_pollfd(const http_req_t *r, struct pollfd *p);
 /* Advances the request after poll() (revents) or on its deadline. */
