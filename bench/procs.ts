@@ -32,6 +32,18 @@ export const tempDir = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
 /** Extra node options for faultline (BENCH_NODE_ARGS, e.g. "--max-semi-space-size=64"), printed with the results. */
 export const FAULTLINE_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
+/** Extra environment for faultline (BENCH_ENV="NAME=value NAME2=value2", e.g. JE_MALLOC_CONF=...), printed with the results. */
+export const FAULTLINE_ENV: Record<string, string> = Object.fromEntries(
+  (process.env.BENCH_ENV ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq < 1) throw new Error(`BENCH_ENV: "${kv}" is not NAME=value`);
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+);
+
 export interface Faultline {
   pid: number;
   dataDir: string;
@@ -54,6 +66,7 @@ export async function startFaultline(dataDir: string, extraEnv: Record<string, s
     FAULTLINE_HTTP_PORT: '0',
     FAULTLINE_OTLP_HTTP_PORT: '0',
     FAULTLINE_OTLP_GRPC_PORT: '0',
+    ...FAULTLINE_ENV,
     ...extraEnv,
   });
   let log = '';

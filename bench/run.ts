@@ -4,7 +4,8 @@
  * server on the same core (the ceiling). BENCH_SECONDS (default 60) sets the measured duration of the
  * main phases; BENCH_CONNECTIONS (default 16) the OTLP connections; BENCH_CPU_PROF=1 adds profiled runs;
  * BENCH_ONLY="faultline protobuf,10k" (parts of phase names, comma-separated) runs only those phases;
- * BENCH_NODE_ARGS adds node options to faultline (e.g. "--max-semi-space-size=64"; printed with the results).
+ * BENCH_NODE_ARGS adds node options to faultline (e.g. "--max-semi-space-size=64"), BENCH_ENV its environment
+ * ("NAME=value ..."; both printed with the results).
  * Memory: faultline's own V8 heap and Buffers (bench/memprobe.ts, loaded with --import) next to the
  * process's RSS.
  * Two store modes, each figure of one next to the other's: the embedded engine in faultline's process
@@ -17,7 +18,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/paths.js';
 import { ceilingPhase, faultlinePhase, type PhaseResult, type Spec } from './phases.js';
-import { FAULTLINE_NODE_ARGS, LOADGEN_CORE, SERVER_CORE, taskset } from './procs.js';
+import { FAULTLINE_ENV, FAULTLINE_NODE_ARGS, LOADGEN_CORE, SERVER_CORE, taskset } from './procs.js';
 import { phaseLine, printDisk, printProfile } from './print.js';
 import { printTable, target, writeJson, type TargetRow } from './report.js';
 import { fmt } from './stats.js';
@@ -64,6 +65,7 @@ async function main(): Promise<void> {
   console.log(`load: ${CONNECTIONS} keep-alive connections, 100 spans per request; ping 64 connections`);
   console.log(taskset.ok ? `pinning: server on core ${SERVER_CORE}, load generator on core ${LOADGEN_CORE} (taskset)` : `pinning: NONE — ${taskset.note}`);
   if (FAULTLINE_NODE_ARGS.length) console.log(`faultline node options (BENCH_NODE_ARGS): ${FAULTLINE_NODE_ARGS.join(' ')}`);
+  if (Object.keys(FAULTLINE_ENV).length) console.log(`faultline environment (BENCH_ENV): ${Object.entries(FAULTLINE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   const R: Record<string, PhaseResult> = {};
 
   const protoCeiling = await phase('ceiling protobuf', () => ceilingPhase('ceiling protobuf', otlp('protobuf', SHORT)), R);
@@ -75,9 +77,9 @@ async function main(): Promise<void> {
   // The same loads against a store by URL (the engine behind ClickHouse's HTTP interface in a process of
   // its own, on the other core, as a ClickHouse server would be): faultline's own CPU and memory.
   const byUrl = (name: string, spec: Spec) => phase(name, () => faultlinePhase(name, spec, { storeProcess: true }), R);
-  const protoUrl = await byUrl('faultline protobuf, store by URL', otlp('protobuf', SECONDS));
-  const jsonUrl = await byUrl('faultline json, store by URL', otlp('json', SECONDS));
-  const split = await byUrl('faultline 10k spans/s, store by URL', otlp('protobuf', HALF, { rate: 100 }));
+  const protoUrl = await byUrl('faultline protobuf (store by URL)', otlp('protobuf', SECONDS));
+  const jsonUrl = await byUrl('faultline json (store by URL)', otlp('json', SECONDS));
+  const split = await byUrl('faultline 10k spans/s (store by URL)', otlp('protobuf', HALF, { rate: 100 }));
   const queryable = await phase('faultline queryable', () =>
     faultlinePhase('faultline queryable', otlp('protobuf', HALF, { rate: 50, markers: { everyMs: 300, pollMs: 50, timeoutMs: 30_000 } })), R);
   const q = queryable?.load.markers;
@@ -152,7 +154,7 @@ async function main(): Promise<void> {
   const file = join(RESULTS, 'latest.json');
   writeJson(file, {
     date: new Date().toISOString(),
-    config: { only: ONLY.length ? ONLY : undefined, nodeArgs: FAULTLINE_NODE_ARGS, seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
+    config: { only: ONLY.length ? ONLY : undefined, nodeArgs: FAULTLINE_NODE_ARGS, env: FAULTLINE_ENV, seconds: SECONDS, warmupS: WARMUP, ceilingS: SHORT, halfS: HALF, connections: CONNECTIONS, pinned: taskset.ok, node: process.version, cpu: cpus()[0]?.model, cores: cpus().length },
     targets: rows,
     phases: R,
     totalSeconds: totalS,

@@ -17,9 +17,10 @@ export interface Store {
   /**
    * Appends JSONEachRow lines to a table, or with `columns` JSONCompactEachRow lines (arrays of those
    * columns' values). The token makes a repeated insert of the same batch a no-op. A Buffer body is handed
-   * to the engine as is (no copy into a JS string on the embedded engine).
+   * to the engine as is (no copy into a JS string on the embedded engine); a stream goes to a server as it
+   * is read (the embedded engine, which takes one piece, collects it first).
    */
-  insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string, columns?: readonly string[]): Promise<void>;
+  insertJsonLines(table: string, body: string | Uint8Array | Readable, dedupToken: string, columns?: readonly string[]): Promise<void>;
   /** Runs a SELECT with `{name:Type}` parameters and returns its rows. */
   query<T = Record<string, unknown>>(sql: string, params?: Record<string, unknown>): Promise<T[]>;
   /** Runs a statement without a result (DDL). */
@@ -127,6 +128,12 @@ function storeError(err: unknown): unknown {
   return mapped;
 }
 
+async function collect(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
 class ClickHouseStore implements Store {
   private closed = false;
   constructor(
@@ -138,8 +145,9 @@ class ClickHouseStore implements Store {
     private readonly onClose?: () => void,
   ) {}
 
-  async insertJsonLines(table: string, body: string | Uint8Array, dedupToken: string, columns?: readonly string[]): Promise<void> {
+  async insertJsonLines(table: string, body: string | Uint8Array | Readable, dedupToken: string, columns?: readonly string[]): Promise<void> {
     if (this.rawInsert) {
+      if (body instanceof Readable) body = await collect(body);
       // The embedded engine: the body goes in as bytes, the settings in the statement (not SET on the session).
       await this.rawInsert({
         table: `${this.database}.${table}`,
@@ -155,7 +163,7 @@ class ClickHouseStore implements Store {
     const target = columns ? `${table} (${columns.map((c) => `\`${c.replace(/[`\\]/g, '\\$&')}\``).join(', ')})` : table;
     const result = await this.client.exec({
       query: `INSERT INTO ${this.database}.${target} FORMAT ${columns ? 'JSONCompactEachRow' : 'JSONEachRow'}`,
-      values: Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
+      values: body instanceof Readable ? body : Readable.from([typeof body === 'string' ? Buffer.from(body) : body]),
       clickhouse_settings: { insert_deduplication_token: dedupToken, async_insert: 0 },
     });
     result.stream.resume();

@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
 import { open, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TABLES, type TableName } from '../store/index.js';
@@ -50,10 +51,18 @@ export interface SealedSegment {
   bytes: number;
 }
 
+/** The rows of a segment file as a byte range of it: streamed to a server store, never held in memory. */
+export interface FileRange {
+  path: string;
+  start: number;
+  /** Exclusive. */
+  end: number;
+}
+
 /** One table's rows of a sealed segment, ready for the store. */
 export interface TableBody {
   table: WalTable;
-  body: Buffer;
+  body: Buffer | FileRange;
   rows: number;
   /** The columns of JSONCompactEachRow lines (absent: JSONEachRow). */
   columns?: string[];
@@ -243,12 +252,23 @@ function wholeLines(buf: Buffer): { body: Buffer; rows: number } {
   return { body: end === buf.length ? buf : buf.subarray(0, end), rows };
 }
 
-/** Reads a sealed segment back as one JSONEachRow body per table, in the order the tables are written. */
-export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
+/**
+ * Reads a sealed segment back as one JSONEachRow body per table, in the order the tables are written.
+ * With `ranges`, the row tables' files this process sealed (whole, by construction) come back as byte
+ * ranges of the files rather than in memory: an insert over HTTP streams them, so a segment of 64 MiB
+ * costs the flush loop 64 KiB of buffer, not 64 MiB. The resource sets are always read (the writer
+ * remembers their ids).
+ */
+export async function readSegment(seg: SealedSegment, opts: { ranges?: boolean } = {}): Promise<TableBody[]> {
   const out: TableBody[] = [];
   for (const f of seg.files) {
     if (f.table === undefined) {
       out.push(...(await readLegacy(f.path)));
+      continue;
+    }
+    const range = opts.ranges && f.table !== RESOURCES && f.rows !== undefined ? await fileRange(f) : undefined;
+    if (range) {
+      if (range.rows > 0) out.push({ table: f.table, body: range.body, rows: range.rows, columns: range.columns });
       continue;
     }
     let buf = await readFile(f.path);
@@ -271,6 +291,47 @@ export async function readSegment(seg: SealedSegment): Promise<TableBody[]> {
     return i < 0 ? TABLES.length : i;
   };
   return out.sort((a, b) => order(a.table) - order(b.table));
+}
+
+const HEADER_PROBE = 64 * 1024;
+
+/**
+ * The rows of a whole file as a byte range (after its header of columns, if any); undefined when the file
+ * is not as this process sealed it, or its header is longer than the probe: then it is read as usual.
+ */
+async function fileRange(f: SegmentFile): Promise<{ body: FileRange; rows: number; columns?: string[] } | undefined> {
+  const fd = await open(f.path, 'r');
+  try {
+    const { size } = await fd.stat();
+    if (size !== f.bytes) return undefined;
+    const head = Buffer.alloc(Math.min(size, HEADER_PROBE));
+    const { bytesRead } = await fd.read(head, 0, head.length, 0);
+    let start = 0;
+    let columns: string[] | undefined;
+    if (head[0] === OPEN_BRACKET) {
+      const nl = head.subarray(0, bytesRead).indexOf(NL);
+      if (nl < 0) return undefined;
+      columns = JSON.parse(head.toString('utf8', 0, nl)) as string[];
+      start = nl + 1;
+    }
+    return { body: { path: f.path, start, end: size }, rows: f.rows!, columns };
+  } finally {
+    await fd.close();
+  }
+}
+
+export const isFileRange = (body: Buffer | FileRange): body is FileRange => !Buffer.isBuffer(body);
+
+/** The bytes of a body as a stream (a file range is read in 64 KiB chunks). */
+export function bodyStream(body: FileRange): ReadStream {
+  return createReadStream(body.path, { start: body.start, end: body.end - 1, highWaterMark: 64 * 1024 });
+}
+
+/** The bytes of a body in memory (a file range read whole: for the rare row-by-row retry). */
+export async function bodyBytes(body: Buffer | FileRange): Promise<Buffer> {
+  if (!isFileRange(body)) return body;
+  const buf = await readFile(body.path);
+  return buf.subarray(body.start, body.end);
 }
 
 /** A segment file of the older format: `<table>\t<row>` lines, split per table. */

@@ -2,7 +2,7 @@ import { FaultlineError, isRetryableStoreError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
 import type { Store, TableName } from '../store/index.js';
-import { RESOURCES, WalDir, readSegment, type SealedSegment, type Segment, type WalPart, type WalTable } from './wal.js';
+import { RESOURCES, WalDir, bodyBytes, bodyStream, isFileRange, readSegment, type SealedSegment, type Segment, type WalPart, type WalTable } from './wal.js';
 
 /**
  * Tables whose rows all have the same keys in the same order (each is built in one place, as an object
@@ -244,15 +244,16 @@ export class Writer {
 
   private async writeSegment(seg: SealedSegment): Promise<void> {
     const started = performance.now();
-    for (const part of await readSegment(seg)) {
-      const table = part.table;
+    // A server store takes each file as a stream from disk; the embedded engine takes the bytes in one piece.
+    for (const part of await readSegment(seg, { ranges: this.store.kind === 'server' })) {
+      const { table, body } = part;
       try {
-        await this.store.insertJsonLines(table, part.body, `${seg.name}:${table}`, part.columns);
-        if (table === RESOURCES) this.resourcesStored(part.body);
-        else this.metrics.written.inc({ table }, part.rows);
+        await this.store.insertJsonLines(table, isFileRange(body) ? bodyStream(body) : body, `${seg.name}:${table}`, part.columns);
+        if (table !== RESOURCES) this.metrics.written.inc({ table }, part.rows);
+        else if (!isFileRange(body)) this.resourcesStored(body); // resource sets are always read whole
       } catch (err) {
         if (isRetryableStoreError(err)) throw err;
-        await this.writeRowByRow(seg, table, part.body, err, part.columns);
+        await this.writeRowByRow(seg, table, await bodyBytes(body), err, part.columns);
       }
       if (table !== RESOURCES) this.metrics.batchRows.observe(part.rows);
     }

@@ -7,6 +7,9 @@
  * engine's own. The front only maps the HTTP interface, as @clickhouse/client 1.23 uses it, onto it:
  * - `GET /ping` (and `GET /` without a query): `Ok.`, no credentials needed, as on a server.
  * - The statement: the `query` URL parameter followed by the body (an INSERT's data), or the body alone.
+ *   An `INSERT INTO t [(columns)] FORMAT JSONEachRow|JSONCompactEachRow` with its rows in the body (what
+ *   @clickhouse/client sends) hands the body's bytes to the engine's raw insert instead; when the engine
+ *   refuses them, the statement is run as above for the engine's own error.
  * - Each request gets a fresh engine session, so nothing leaks between requests. `database` becomes
  *   `USE db` (UNKNOWN_DATABASE if missing); every other URL parameter is a setting, `SET k = v` before the
  *   statement (HTTP-only ones such as wait_end_of_query, enable_http_compression,
@@ -155,7 +158,28 @@ async function handle(req: IncomingMessage, res: ServerResponse, opts: Required<
   if (/^multipart\//.test(req.headers['content-type'] ?? ''))
     return fail(48, 'NOT_IMPLEMENTED', 'multipart query parameters are not supported by this test front');
 
-  const body = req.method === 'POST' ? await readBody(req) : '';
+  const bytes = req.method === 'POST' ? await readBody(req) : Buffer.alloc(0);
+  const insert = rawInsertOf(params);
+  if (insert && bytes.length > 0) {
+    // The bytes go to the engine as they came (no text copy, no statement of the body's size to parse):
+    // the front must not be the slow part of what it stands in for. Anything the engine refuses is run
+    // again below as a statement, whose error text is the engine's own, as a server's would be.
+    const session = connect();
+    try {
+      const settings: Record<string, string | number> = {};
+      for (const [key, value] of params) if (!RESERVED.has(key) && !HTTP_ONLY.has(key) && !key.startsWith('http_')) settings[key] = /^-?\d+$/.test(value) ? Number(value) : value;
+      const database = params.get('database');
+      const table = insert.table.includes('.') || !database ? insert.table : `${database}.${insert.table}`;
+      const r = await session.insert({ table, values: bytes, format: insert.format, columns: insert.columns, settings });
+      const summary = { read_rows: '0', read_bytes: '0', written_rows: String(r.rowsWritten), written_bytes: String(bytes.length), elapsed_ns: '0' };
+      return reply(res, 200, '', { ...base, 'X-ClickHouse-Format': 'TabSeparated', 'X-ClickHouse-Summary': JSON.stringify(summary) });
+    } catch {
+      // answered by the statement path
+    } finally {
+      session.close();
+    }
+  }
+  const body = bytes.toString('utf8');
   const query = [params.get('query') ?? '', body].filter((s) => s.length > 0).join('\n');
   if (query.trim() === '') return fail(62, 'SYNTAX_ERROR', 'Empty query');
 
@@ -222,14 +246,28 @@ function credentials(req: IncomingMessage, params: URLSearchParams): [string, st
   return [params.get('user') ?? 'default', params.get('password') ?? ''];
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+/**
+ * `INSERT INTO <table> [(<columns>)] FORMAT JSONEachRow|JSONCompactEachRow` in the query parameter (the
+ * rows in the body), as @clickhouse/client sends inserts: the table, columns and format; else undefined.
+ */
+function rawInsertOf(params: URLSearchParams): { table: string; columns?: string[]; format: 'JSONEachRow' | 'JSONCompactEachRow' } | undefined {
+  if ([...params.keys()].some((k) => k.startsWith('param_'))) return undefined;
+  const m = /^\s*INSERT\s+INTO\s+([A-Za-z0-9_.]+)\s*(?:\(([^()]*)\))?\s*FORMAT\s+(JSONEachRow|JSONCompactEachRow)\s*$/i.exec(params.get('query') ?? '');
+  if (!m) return undefined;
+  const columns = m[2]?.split(',').map((c) => c.trim().replace(/^`(.*)`$/, '$1'));
+  if (columns?.some((c) => !/^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$/.test(c))) return undefined;
+  const format = m[3].toLowerCase() === 'jsoneachrow' ? 'JSONEachRow' : 'JSONCompactEachRow';
+  return { table: m[1], columns, format };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const decoders: Record<string, () => NodeJS.ReadWriteStream> = { gzip: createGunzip, deflate: createInflate, br: createBrotliDecompress };
   const encoding = String(req.headers['content-encoding'] ?? '').toLowerCase();
   if (encoding && !decoders[encoding]) throw new Error(`Content-Encoding ${encoding} is not supported by this test front`);
   const stream: Readable = encoding ? req.pipe(decoders[encoding]()) as unknown as Readable : req;
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** A ClickHouse string literal. */
