@@ -1,7 +1,7 @@
 /**
  * The store on a ClickHouse server, through the HTTP transport of @clickhouse/client: `faultline migrate`
  * against the server (twice), then a running faultline takes OTLP/JSON spans and logs (with a heartbeat)
- * and a ping, and serves them back from the server while it runs.
+ * and a ping, and serves them back from the server while it runs; rows the server refuses are kept aside.
  *
  * The server is FAULTLINE_CLICKHOUSE_URL (+ _USER/_PASSWORD) when set; otherwise the test-only HTTP front
  * for the embedded ClickHouse engine (test/support/clickhouse-http.ts) in a child process.
@@ -9,6 +9,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
@@ -226,5 +228,49 @@ describe('store on a ClickHouse server', () => {
     assert.equal(await fl.stop(), 0, 'SIGTERM exits cleanly');
     assert.match(fl.logs(), /store opened kind=server/);
     assert.doesNotMatch(fl.logs(), /store not ready|cannot write to the store|refused rows|HTTP request error/);
+  });
+
+  it('keeps the rows the server refuses aside and stores the rest of their batch (streamed from the WAL)', async () => {
+    // A store whose spans.trace_state takes numbers only: a span with any other trace state is refused.
+    const strict = `${database}_strict`;
+    const strictEnv = { ...env, FAULTLINE_CLICKHOUSE_DATABASE: strict };
+    const dir = tempDir();
+    try {
+      await run(process.execPath, [CLI, 'migrate'], { cwd: dir, env: { PATH: process.env.PATH ?? '', FAULTLINE_DATA_DIR: dir, ...strictEnv } });
+      await client.command({ query: `ALTER TABLE ${strict}.spans MODIFY COLUMN trace_state UInt32` });
+      const flStrict = await startFaultline({ dataDir: dir, env: strictEnv });
+      try {
+        const traceId = randomBytes(16).toString('hex');
+        const ids = [0, 1, 2].map(() => randomBytes(8).toString('hex'));
+        const at = (BigInt(Date.now()) * 1_000_000n).toString();
+        const span = (spanId: string, traceState: string) => ({ traceId, spanId, traceState, name: `state ${traceState}`, startTimeUnixNano: at, endTimeUnixNano: at });
+        const res = await fetch(`${flStrict.otlpHttp}/v1/traces`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ resourceSpans: [{ resource: { attributes: [str('service.name', 'strict')] }, scopeSpans: [{ spans: [span(ids[0], '7'), span(ids[1], 'vendor=x'), span(ids[2], '9')] }] }] }),
+        });
+        assert.equal(res.status, 200, await res.text());
+        const kept = await eventually(async () => {
+          const found = await rows<{ span_id: string; trace_state: number }>(`SELECT span_id, trace_state FROM ${strict}.spans WHERE trace_id = '${traceId}' ORDER BY trace_state`);
+          return found.length === 2 && found;
+        }, 15_000, `the two spans the store takes; log:\n${flStrict.logs()}`);
+        assert.deepEqual(kept, [{ span_id: ids[0], trace_state: 7 }, { span_id: ids[2], trace_state: 9 }]);
+        const aside = await eventually(async () => {
+          const files = readdirSync(join(dir, 'wal', 'rejected')).filter((f) => f.endsWith('.spans.wal'));
+          return files.length === 1 && readFileSync(join(dir, 'wal', 'rejected', files[0]), 'utf8');
+        }, 10_000, 'the refused span in wal/rejected');
+        const [reason, columns, ...lines] = aside.trimEnd().split('\n');
+        assert.match(reason, /^# .*CANNOT_PARSE|^# .*Cannot parse/i, reason);
+        assert.match(columns, /^# columns: \["ts","trace_id","span_id"/);
+        assert.equal(lines.length, 1);
+        assert.match(lines[0], new RegExp(`^spans\t\\[.*"${ids[1]}".*"vendor=x"`));
+        assert.match(flStrict.logs(), /the store refused rows; they are kept aside .* table=spans rows=1/);
+      } finally {
+        assert.equal(await flStrict.stop(), 0, 'SIGTERM exits cleanly');
+      }
+    } finally {
+      await client.command({ query: `DROP DATABASE IF EXISTS ${strict}` }).catch(() => undefined);
+      removeDir(dir);
+    }
   });
 });
