@@ -1,0 +1,94 @@
+/**
+ * faultline as the chaos scenarios run it: the real `faultline serve` process on fixed ports (so a restarted
+ * instance is found where its clients left it), with a config file, ready once /readyz says so.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort, startFaultline, type RunningFaultline } from '../../test/support/faultline.js';
+import { sleep, type Findings } from './harness.js';
+
+export type { RunningFaultline };
+
+export interface ChaosFaultline {
+  dir: string;
+  dataDir: string;
+  ports: { http: number; otlpHttp: number; otlpGrpc: number };
+  current: RunningFaultline;
+  /** Starts (again) on the same ports and data dir. */
+  start(): Promise<RunningFaultline>;
+  /** GET on the HTTP port, as JSON. */
+  get<T>(path: string): Promise<T>;
+  /** The value of an unlabelled metric from /metrics. */
+  metric(name: string): Promise<number | undefined>;
+  /** Waits until the write-ahead log is empty (everything acknowledged is in the store). */
+  drained(timeoutMs: number): Promise<boolean>;
+}
+
+export async function chaosFaultline(
+  f: Findings,
+  dir: string,
+  opts: { config?: string[]; env?: Record<string, string>; host?: string } = {},
+): Promise<ChaosFaultline> {
+  const host = opts.host ?? '127.0.0.1';
+  const ports = { http: await freePort(), otlpHttp: await freePort(), otlpGrpc: await freePort() };
+  const config = join(dir, 'faultline.yaml');
+  writeFileSync(config, `${(opts.config ?? []).join('\n')}\n`);
+  const dataDir = join(dir, 'data');
+  const env = {
+    FAULTLINE_HOST: host,
+    FAULTLINE_HTTP_PORT: String(ports.http),
+    FAULTLINE_OTLP_HTTP_PORT: String(ports.otlpHttp),
+    FAULTLINE_OTLP_GRPC_PORT: String(ports.otlpGrpc),
+    FAULTLINE_LOG_LEVEL: 'info',
+    ...opts.env,
+  };
+  const base = `http://${host}:${ports.http}`;
+  const fl: ChaosFaultline = {
+    dir,
+    dataDir,
+    ports,
+    current: undefined as unknown as RunningFaultline,
+    start: async () => {
+      fl.current = await startFaultline({ dataDir, env, args: ['--config', config] });
+      for (const until = Date.now() + 60_000; ; await sleep(100)) {
+        const ready = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
+        if (ready) break;
+        if (Date.now() > until) throw new Error(`faultline not ready in 60 s:\n${fl.current.logs().slice(-3000)}`);
+      }
+      return fl.current;
+    },
+    get: async <T>(path: string) => {
+      const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) });
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      return (await res.json()) as T;
+    },
+    metric: async (name) => {
+      const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
+      const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+      return m ? Number(m[1]) : undefined;
+    },
+    drained: async (timeoutMs) => {
+      for (const until = Date.now() + timeoutMs; Date.now() < until; await sleep(250)) {
+        if ((await fl.metric('faultline_wal_bytes').catch(() => undefined)) === 0) return true;
+      }
+      return false;
+    },
+  };
+  f.onCleanup(async () => {
+    await fl.current?.kill9();
+  });
+  return fl;
+}
+
+/** The fault list as the API gives it (up to 500, newest first). */
+export interface FaultView {
+  id: string;
+  kind: string;
+  state: string;
+  target: { service: string; instance: string; host: string } | null;
+  host?: string;
+}
+
+export async function faultsOf(fl: ChaosFaultline, query = ''): Promise<FaultView[]> {
+  return (await fl.get<{ faults: FaultView[] }>(`/api/v1/faults?limit=500${query ? `&${query}` : ''}`)).faults;
+}

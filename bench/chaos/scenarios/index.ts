@@ -1,0 +1,6 @@
+/** The chaos scenarios, in the order a full run takes them. */
+import type { Scenario } from '../harness.js';
+import { kill9 } from './kill9.js';
+import { storeOutage } from './store-outage.js';
+
+export const SCENARIOS: Scenario[] = [kill9, storeOutage];

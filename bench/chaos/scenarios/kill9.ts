@@ -1,0 +1,110 @@
+/**
+ * kill -9 under load: faultline ingests spans and heartbeats from a separate load process while watched
+ * targets crash before, during and after it is SIGKILLed; it is started again on the same data. Every
+ * acknowledged record is stored exactly once, every crash is one fault, every fault one page.
+ */
+import { removeDir, tempDir } from '../../../test/support/faultline.js';
+import { chaosFaultline, faultsOf } from '../faultline.js';
+import { sleep, waitFor, type Scenario } from '../harness.js';
+import { checkLedger } from '../ledger.js';
+import { startLoad } from '../load.js';
+import { isPage, startPager } from '../receivers.js';
+import { LOAD_SERVICE } from '../records.js';
+import { withStoppedStore } from '../store.js';
+import { startTarget, type Target } from '../targets.js';
+
+export const kill9: Scenario = {
+  name: 'kill9',
+  title: 'kill -9 of faultline under load, crashing targets around it',
+  budgetS: (o) => (o.quick ? 100 : 180),
+  async run(f, opts) {
+    const dir = tempDir('faultline-chaos-kill9-');
+    f.onCleanup(() => removeDir(dir));
+    const pager = await startPager(f);
+    const sink = await startPager(f);
+    const fl = await chaosFaultline(f, dir, {
+      config: [
+        'webhooks:',
+        '  endpoints:',
+        pager.endpoint('pager'),
+        sink.endpoint('sink'),
+        'escalation:',
+        '  routes:',
+        '    receiver: pager',
+        '    group_by: [kind, service, instance, host]',
+        '    group_wait: 0s',
+        '    group_interval: 1s',
+        '    routes:',
+        `      - { match: { service: ${LOAD_SERVICE} }, receiver: sink }`,
+      ],
+    });
+    await fl.start();
+    const loadS = opts.quick ? 16 : 45;
+    const killAtS = opts.quick ? 6 : 20;
+    const load = startLoad({ port: fl.ports.otlpHttp, seconds: loadS });
+    const otlp = `http://127.0.0.1:${fl.ports.otlpHttp}`;
+
+    // Crashing targets whose deaths land before, during and after the kill: started a little apart, each
+    // crashes ~1.5 s after it starts (plus the app's start-up).
+    const crashOffsetsS = opts.quick ? [-3, -0.5, 0.5] : [-8, -4, -1.5, -0.5, 0, 0.5, 1.5, 4];
+    const targets: { service: string; target: Target }[] = [];
+    const t0 = Date.now();
+    const startCrashers = (async () => {
+      for (const [i, off] of crashOffsetsS.entries()) {
+        const at = t0 + (killAtS + off - 2) * 1000;
+        await sleep(Math.max(0, at - Date.now()));
+        const service = `chaos-crash-${i}`;
+        targets.push({ service, target: startTarget(f, otlp, { service, instance: `crash-${i}`, mode: 'crash-a', afterMs: 1500 }) });
+      }
+    })();
+
+    await sleep(killAtS * 1000);
+    const before = load.progress();
+    const killedAt = performance.now();
+    await fl.current.kill9();
+    f.inject(`SIGKILL of faultline ${killAtS} s into the load (${before.ackedSpans} spans, ${before.ackedHeartbeats} heartbeats acknowledged by then)`);
+    await fl.start();
+    f.figure('kill -9 -> ready again (s)', (performance.now() - killedAt) / 1000);
+    f.inject(`restarted on the same data dir and ports; ${crashOffsetsS.length} targets crashed around the kill (faultline run wrappers, crash ${crashOffsetsS.join(', ')} s from it)`);
+
+    await startCrashers;
+    const result = await load.done;
+    const exits = await Promise.all(targets.map((t) => t.target.exited));
+    f.check('every crashing target died (exit code 1) and its wrapper reported it', exits.every((c) => c === 1), `wrapper exit codes ${exits.join(', ')}`);
+    f.figure('load: connections broken by the kill', result.brokenConnections);
+    f.figure('load: connections refused while faultline was down', result.refusedConnections);
+
+    // Every crash is one fault, opened once.
+    const crashServices = targets.map((t) => t.service);
+    const faults = await waitFor(async () => {
+      const list = (await faultsOf(fl)).filter((x) => x.target && crashServices.includes(x.target.service));
+      return crashServices.every((s) => list.some((x) => x.target!.service === s)) && list;
+    }, 45_000);
+    const list = faults || (await faultsOf(fl)).filter((x) => x.target && crashServices.includes(x.target.service));
+    const missing = crashServices.filter((s) => !list.some((x) => x.target!.service === s));
+    const doubled = crashServices.filter((s) => list.filter((x) => x.target!.service === s).length > 1);
+    f.loss('crash faults', missing.length, missing.length ? `no fault for ${missing.join(', ')}` : `${crashServices.length} crashes, ${list.length} faults`);
+    f.check('each crash opened one fault', doubled.length === 0, doubled.length ? `more than one fault for ${doubled.join(', ')}` : 'one each');
+    f.check('the faults are crashes', list.every((x) => x.kind === 'crash'), list.map((x) => `${x.target!.service}:${x.kind}`).join(' '));
+
+    // Every fault one page: distinct by webhook-id, none lost, none doubled; repeats of one id are fine.
+    const ids = new Set(list.map((x) => x.id));
+    await waitFor(async () => [...ids].every((id) => pager.pages().distinct.some((p) => isPage(p) && p.faultId === id)), 30_000);
+    await sleep(3000); // a doubled page would come now
+    const pages = pager.pages();
+    const opened = pages.distinct.filter((p) => isPage(p) && p.service && crashServices.includes(p.service));
+    const unpaged = [...ids].filter((id) => !opened.some((p) => p.faultId === id));
+    const twice = [...ids].filter((id) => opened.filter((p) => p.faultId === id).length > 1);
+    f.loss('pages', unpaged.length, unpaged.length ? `no page for ${unpaged.join(', ')} (received: ${pages.distinct.map((p) => `${p.type} ${p.service ?? ''} ${p.faultId ?? ''}`).join('; ')})` : `${opened.length} pages (fault.opened/escalated) for ${ids.size} faults`);
+    f.check('no page doubled (distinct webhook-ids per fault)', twice.length === 0, twice.length ? `faults paged under two ids: ${twice.join(', ')}` : `${pages.distinct.length} distinct events in ${pages.total} requests`);
+    f.check('every page signed', pages.badSignatures === 0, `${pages.badSignatures} bad signatures`);
+    f.figure('pages: distinct events / requests', `${pages.distinct.length} / ${pages.total}`);
+
+    const loadFaults = (await faultsOf(fl, `service=${LOAD_SERVICE}`)).length;
+    f.check('no fault for the load\'s heartbeat targets (they beat throughout, then stopped on purpose)', loadFaults === 0, `${loadFaults} faults`);
+
+    f.check('the write-ahead log drains', await fl.drained(60_000));
+    f.check('faultline stops cleanly after the run', (await fl.current.stop()) === 0);
+    await withStoppedStore(fl.dataDir, (q) => checkLedger(f, result, q));
+  },
+};
