@@ -13,6 +13,8 @@ export interface ChaosFaultline {
   dir: string;
   dataDir: string;
   ports: { http: number; otlpHttp: number; otlpGrpc: number };
+  /** Headers for its API (a bearer token when it listens beyond loopback). */
+  headers: Record<string, string>;
   current: RunningFaultline;
   /** Starts (again) on the same ports and data dir. */
   start(): Promise<RunningFaultline>;
@@ -27,12 +29,15 @@ export interface ChaosFaultline {
 export async function chaosFaultline(
   f: Findings,
   dir: string,
-  opts: { config?: string[]; env?: Record<string, string>; host?: string } = {},
+  opts: { config?: string[]; env?: Record<string, string>; host?: string; token?: string } = {},
 ): Promise<ChaosFaultline> {
   const host = opts.host ?? '127.0.0.1';
   const ports = { http: await freePort(), otlpHttp: await freePort(), otlpGrpc: await freePort() };
   const config = join(dir, 'faultline.yaml');
-  writeFileSync(config, `${(opts.config ?? []).join('\n')}\n`);
+  // Beyond loopback faultline requires tokens: one that may ingest and read.
+  const auth = opts.token ? ['auth:', '  tokens:', `    - { name: chaos, token: "${opts.token}", scopes: [ingest, admin] }`] : [];
+  const headers: Record<string, string> = opts.token ? { authorization: `Bearer ${opts.token}` } : {};
+  writeFileSync(config, `${[...auth, ...(opts.config ?? [])].join('\n')}\n`);
   const dataDir = join(dir, 'data');
   const env = {
     FAULTLINE_HOST: host,
@@ -47,6 +52,7 @@ export async function chaosFaultline(
     dir,
     dataDir,
     ports,
+    headers,
     current: undefined as unknown as RunningFaultline,
     start: async () => {
       fl.current = await startFaultline({ dataDir, env, args: ['--config', config] });
@@ -58,12 +64,12 @@ export async function chaosFaultline(
       return fl.current;
     },
     get: async <T>(path: string) => {
-      const res = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(`${base}${path}`, { headers, signal: AbortSignal.timeout(30_000) });
       if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${(await res.text()).slice(0, 300)}`);
       return (await res.json()) as T;
     },
     metric: async (name) => {
-      const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(30_000) })).text();
+      const text = await (await fetch(`${base}/metrics`, { headers, signal: AbortSignal.timeout(30_000) })).text();
       const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
       return m ? Number(m[1]) : undefined;
     },

@@ -21,6 +21,8 @@ export interface TargetSpec {
   /** host.name the target reports. */
   host?: string;
   intervalMs?: number;
+  /** Bearer token for faultline (the wrapper passes it on to the app's collector). */
+  token?: string;
 }
 
 export interface Target {
@@ -34,6 +36,7 @@ export function startTarget(f: Findings, otlpEndpoint: string, t: TargetSpec): T
     CLI, 'run', '--service', t.service, '--instance', t.instance, '--restart', 'no',
     // The wrapper keeps the exit until faultline takes it (faultline may be down when the app dies).
     '--flush-timeout', '90s', '--interval', `${t.intervalMs ?? 500}ms`, '--otlp-endpoint', otlpEndpoint,
+    ...(t.token ? ['--token', t.token] : []),
     '--', process.execPath, APP,
   ];
   const [cmd, args] = t.netns ? ['ip', ['netns', 'exec', t.netns, process.execPath, ...wrapped]] : [process.execPath, wrapped];
@@ -46,12 +49,18 @@ export function startTarget(f: Findings, otlpEndpoint: string, t: TargetSpec): T
       ...(t.host ? { OTEL_RESOURCE_ATTRIBUTES: `host.name=${t.host}` } : {}),
     },
     stdio: ['ignore', 'ignore', 'pipe'],
+    // Its own process group: cleanup ends the wrapper and the app under it together.
+    detached: true,
   });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
   const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
   f.onCleanup(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch {
+      // the group is gone already
+    }
     await exited;
   });
   return { proc, exited, stderr: () => stderr };

@@ -1,6 +1,7 @@
 /** The chaos scenarios, in the order a full run takes them. */
 import type { Scenario } from '../harness.js';
 import { kill9 } from './kill9.js';
+import { partition } from './partition.js';
 import { storeOutage } from './store-outage.js';
 
-export const SCENARIOS: Scenario[] = [kill9, storeOutage];
+export const SCENARIOS: Scenario[] = [kill9, storeOutage, partition];
