@@ -23,6 +23,8 @@ export interface LoadSpec {
   heartbeatEveryMs: number;
   /** Tags this run's trace ids. */
   runId: number;
+  /** The first sequence number (several load runs against one store use disjoint ranges). */
+  seqStart: number;
   /** The longest Retry-After honoured (s). */
   retryCapS: number;
   /** After `seconds`, keep retrying shed requests this long (s) before giving them up. */
@@ -46,6 +48,8 @@ export interface LoadResult {
   dropped: number;
   ackLatencyMs: Summary;
   ackedSpansPerS: number;
+  /** Span requests issued per second (open loop: what the schedule asked for, less those dropped). */
+  sentSpanRequestsPerS: number;
   firstProblem?: string;
 }
 
@@ -90,7 +94,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
   const statuses: Record<string, number> = {};
   const retryAfter = new Set<number>();
   const latency = new Samples();
-  let seq = 0, shed = 0, shedWithoutRetryAfter = 0, refusedConnections = 0, brokenConnections = 0, dropped = 0, inflight = 0, ackedSpans = 0;
+  let seq = spec.seqStart, shed = 0, shedWithoutRetryAfter = 0, refusedConnections = 0, brokenConnections = 0, dropped = 0, inflight = 0, ackedSpans = 0;
   let firstProblem: string | undefined;
 
   /** Sends one request until it is acknowledged, its connection breaks, or the run is over. */
@@ -209,6 +213,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
     dropped,
     ackLatencyMs: summarize(latency.values()),
     ackedSpansPerS: ackedSpans / spec.seconds,
+    sentSpanRequestsPerS: (spans.acked.length + spans.unknown.length + spans.refused.length) / spec.seconds,
     firstProblem,
   };
 }

@@ -22,6 +22,7 @@ export const DEFAULT_LOAD: Omit<LoadSpec, 'port' | 'seconds'> = {
   heartbeatTargets: 20,
   heartbeatEveryMs: 500,
   runId: 1,
+  seqStart: 0,
   retryCapS: 30,
   drainS: 0,
   endWithExits: true,
@@ -46,4 +47,18 @@ export function startLoad(spec: Partial<LoadSpec> & Pick<LoadSpec, 'port' | 'sec
     }),
   );
   return { progress: () => last, done, kill: () => void proc.kill('SIGKILL') };
+}
+
+/** Several load runs against one store, as one ledger (their sequence numbers must not overlap). */
+export function mergeLoads(results: LoadResult[]): LoadResult {
+  const [first, ...rest] = results;
+  const merged: LoadResult = structuredClone(first);
+  for (const r of rest) {
+    for (const k of ['spans', 'heartbeats'] as const) {
+      merged[k].acked.push(...r[k].acked);
+      merged[k].unknown.push(...r[k].unknown);
+      merged[k].refused.push(...r[k].refused);
+    }
+  }
+  return merged;
 }
