@@ -14,12 +14,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { SpanStatusCode, type Tracer } from '@opentelemetry/api';
-import { SeverityNumber, type Logger } from '@opentelemetry/api-logs';
+import { SeverityNumber } from '@opentelemetry/api-logs';
 import { keyValues, type Attrs } from '../run/otlp.js';
 
 export interface ExitReporterDeps {
-  logger: Logger;
-  tracer: Tracer;
+  /** Sends a log record (the exit event, an exception) at once. */
+  emit: (record: { eventName?: string; severityNumber: number; body?: string; attributes: Attrs }) => void;
+  /** A tracer for the exception's span (the SDK loads on first use). */
+  tracer: () => Tracer;
   resource: Record<string, string | number>;
   logsUrl: string;
   headers: Record<string, string>;
@@ -89,23 +91,19 @@ export class ExitReporter {
     this.exitReported = true;
     this.deps.stopHeartbeats();
     const failed = attributes['process.exit.reason'] === 'uncaught_exception' || attributes['process.exit.reason'] === 'unhandled_rejection' || attributes['process.exit.reason'] === 'error';
-    this.deps.logger.emit({
-      eventName: 'process.exit',
-      severityNumber: failed ? SeverityNumber.FATAL : SeverityNumber.INFO,
-      attributes: Object.fromEntries(Object.entries(attributes).filter(([, v]) => v !== undefined && v !== null)) as Record<string, string | number | boolean>,
-    });
+    this.deps.emit({ eventName: 'process.exit', severityNumber: failed ? SeverityNumber.FATAL : SeverityNumber.INFO, attributes });
   }
 
   private async uncaught(err: unknown, origin: string): Promise<void> {
     const rejection = origin === 'unhandledRejection';
     const exception = exceptionAttrs(err);
-    const span = this.deps.tracer.startSpan(rejection ? 'unhandled rejection' : 'uncaught exception');
+    const span = this.deps.tracer().startSpan(rejection ? 'unhandled rejection' : 'uncaught exception');
     span.recordException(err instanceof Error ? err : String(err));
     span.setStatus({ code: SpanStatusCode.ERROR, message: String(exception['exception.message']) });
     span.end();
     if (process.listenerCount('uncaughtException') > 1) {
       // The application handles it and lives on: a recorded exception, not an exit.
-      this.deps.logger.emit({ severityNumber: SeverityNumber.ERROR, body: `${origin} ${exception['exception.type']}: ${exception['exception.message']}`, attributes: exception as Record<string, string> });
+      this.deps.emit({ severityNumber: SeverityNumber.ERROR, body: `${origin} ${exception['exception.type']}: ${exception['exception.message']}`, attributes: exception });
       return;
     }
     if (this.dying) return;
@@ -114,7 +112,7 @@ export class ExitReporter {
     if (this.deps.reportExit) this.emitExit(this.attributes(1, rejection ? 'unhandled_rejection' : 'uncaught_exception', exception));
     else {
       this.deps.stopHeartbeats();
-      this.deps.logger.emit({ severityNumber: SeverityNumber.FATAL, body: `${origin} ${exception['exception.type']}: ${exception['exception.message']}`, attributes: exception as Record<string, string> });
+      this.deps.emit({ severityNumber: SeverityNumber.FATAL, body: `${origin} ${exception['exception.type']}: ${exception['exception.message']}`, attributes: exception });
     }
     await this.deps.flush();
     this.exitReported = true;

@@ -11,9 +11,12 @@ export type Attrs = Record<string, AttrValue>;
 
 export interface LogRecord {
   timeMs: number;
+  /** The event's name ('' for a plain log record). */
   eventName: string;
   severityNumber?: number;
   severityText?: string;
+  /** The record's text (for log records that are not events). */
+  body?: string;
   attributes: Attrs;
 }
 
@@ -37,8 +40,10 @@ export interface SenderStats {
 }
 
 export interface SenderOptions {
-  /** OTLP/HTTP base URL, e.g. http://127.0.0.1:4318. */
+  /** OTLP/HTTP base URL, e.g. http://127.0.0.1:4318 (named in messages). */
   endpoint: string;
+  /** Where records are posted (default: <endpoint>/v1/logs). */
+  url?: string;
   /** Most records kept while faultline cannot be reached. */
   maxRecords: number;
   scope: { name: string; version: string };
@@ -183,16 +188,17 @@ export class OtlpSender {
             logRecords: g.records.map((r) => ({
               timeUnixNano: `${BigInt(Math.round(r.timeMs)) * 1_000_000n}`,
               observedTimeUnixNano: `${BigInt(Date.now()) * 1_000_000n}`,
-              eventName: r.eventName,
+              ...(r.eventName ? { eventName: r.eventName } : {}),
               ...(r.severityNumber ? { severityNumber: r.severityNumber, severityText: r.severityText ?? '' } : {}),
-              attributes: keyValues({ 'event.name': r.eventName, ...r.attributes }),
+              ...(r.body !== undefined ? { body: { stringValue: r.body } } : {}),
+              attributes: keyValues({ 'event.name': r.eventName || undefined, ...r.attributes }),
             })),
           },
         ],
       })),
     };
     try {
-      const res = await post(`${this.opts.endpoint}/v1/logs`, JSON.stringify(body), { ...this.opts.headers, 'content-type': 'application/json' }, this.opts.timeoutMs ?? 2000);
+      const res = await post(this.opts.url ?? `${this.opts.endpoint}/v1/logs`, JSON.stringify(body), { ...this.opts.headers, 'content-type': 'application/json' }, this.opts.timeoutMs ?? 2000);
       if (res.status >= 200 && res.status < 300) return { ok: true };
       const error = `HTTP ${res.status}${res.text ? `: ${res.text.slice(0, 200)}` : ''}`;
       this.stats.lastError = error;

@@ -152,6 +152,32 @@ describe('Node collector', () => {
   });
 });
 
+describe('Node collector: weight', () => {
+  it('an application that never traces runs without the OpenTelemetry SDK; its first tracer loads it', async () => {
+    // Which of the SDK's packages the process has loaded (CommonJS: they are in the module cache).
+    const probe = `const sdk = () => Object.keys(require('node:module')._cache).filter((k) => /@opentelemetry\\/(sdk-|exporter-|resources|core)/.test(k)).length;
+      setTimeout(() => {
+        const before = sdk();
+        require('@opentelemetry/api').trace.getTracer('probe').startSpan('x').end();
+        console.log(JSON.stringify({ before, after: sdk() }));
+      }, 300);`;
+    const out = await new Promise<string>((resolve) => {
+      const p = spawn(process.execPath, ['--import', REGISTER, '-e', probe], {
+        cwd: packageRoot,
+        // Nothing listens there: the collector stays quiet and the probe is not held up.
+        env: { PATH: process.env.PATH ?? '', OTEL_SERVICE_NAME: 'probe', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', FAULTLINE_SUPERVISED: '1' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let text = '';
+      p.stdout!.on('data', (d) => (text += d));
+      p.on('exit', () => resolve(text));
+    });
+    const { before, after } = JSON.parse(out) as { before: number; after: number };
+    assert.equal(before, 0, 'heartbeats alone load none of the SDK');
+    assert.ok(after > 5, `the first span loads it (${after} modules)`);
+  });
+});
+
 describe('Node collector: settings', () => {
   it('reads OTEL_* as the OpenTelemetry SDKs do; a bad variable is ignored with a warning, a bad option throws', () => {
     const s = resolveSettings({}, {
