@@ -143,6 +143,8 @@ void http_pollfd(const http_req_t *r, struct pollfd *p) {
 }
 
 int64_t http_deadline(const http_req_t *r) {
+  /* A request that ended at its start (no address, no socket) is settled on the loop's next turn. */
+  if (r->state == HTTP_DONE) return 0;
   return r->state == HTTP_CONNECTING || r->state == HTTP_WRITING || r->state == HTTP_READING ? r->deadline : INT64_MAX;
 }
 
