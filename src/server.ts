@@ -144,7 +144,7 @@ export class FaultlineServer {
     let otlpHttpUrl: string | undefined;
     apiRoutes(table, { store, writer, registry: this.registry, version: VERSION, otlpHttpUrl: () => otlpHttpUrl });
     targetRoutes(table, { store, detector: () => this.detector });
-    faultRoutes(table, { store, rules });
+    faultRoutes(table, { store, rules, detector: () => this.detector });
     timelineRoutes(table, { store, rules });
     const silences = new Silences(store);
     escalationRoutes(table, { escalator: () => this.escalator, silences });

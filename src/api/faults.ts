@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { badRequest, notFound } from '../errors.js';
-import { FaultReader, type Fault } from '../faults/index.js';
+import type { Detector } from '../detect/index.js';
+import { FaultReader, listOpenFaults, type Fault, type FaultFilter } from '../faults/index.js';
 import { SignatureReader } from '../faults/signatures.js';
 import { FAULT_KINDS, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
@@ -66,6 +67,15 @@ export function faultView(f: Fault): FaultView {
   };
 }
 
+/**
+ * Faults from the store, or open ones from detection once it judges (it holds every open fault then, the
+ * same as the store's newest revisions): a page of open faults is found without reading resolved ones.
+ */
+export function listFaults(reader: FaultReader, detector: Detector | undefined, filter: FaultFilter): Promise<Fault[]> {
+  if (filter.state === 'open' && detector?.judging) return Promise.resolve(listOpenFaults(detector.open.values(), filter));
+  return reader.list(filter);
+}
+
 const encodeCursor = (f: Fault) => Buffer.from(`${f.startedAt}:${f.id}`).toString('base64url');
 function decodeCursor(c: string): { startedAt: number; id: string } {
   const m = /^(\d+):([0-9a-f]+)$/.exec(Buffer.from(c, 'base64url').toString());
@@ -74,8 +84,9 @@ function decodeCursor(c: string): { startedAt: number; id: string } {
 }
 
 /** Faults, signatures and rules: the read side of detection, and the live rules upgrade. */
-export function faultRoutes(table: RouteTable, deps: { store: Store; rules: RulesManager }): void {
+export function faultRoutes(table: RouteTable, deps: { store: Store; rules: RulesManager; detector?: () => Detector | undefined }): void {
   const faults = new FaultReader(deps.store);
+  const list = (filter: FaultFilter) => listFaults(faults, deps.detector?.(), filter);
   const signatures = new SignatureReader(deps.store);
   const db = deps.store.database;
 
@@ -91,9 +102,9 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       responses: { 200: { description: 'a page of faults', schema: FaultList } },
     },
     async ({ query: q }) => {
-      const list = await faults.list({ ...q, oldestFirst: q.sort === 'oldest', after: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
-      const page = list.slice(0, q.limit);
-      return { faults: page.map(faultView), next_cursor: list.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
+      const found = await list({ ...q, oldestFirst: q.sort === 'oldest', after: q.cursor ? decodeCursor(q.cursor) : undefined, limit: q.limit + 1 });
+      const page = found.slice(0, q.limit);
+      return { faults: page.map(faultView), next_cursor: found.length > q.limit ? encodeCursor(page[page.length - 1]) : null };
     },
   );
 

@@ -3,7 +3,7 @@ import { notFound } from '../errors.js';
 import type { Detector } from '../detect/index.js';
 import { FaultReader } from '../faults/index.js';
 import type { Store } from '../store/index.js';
-import { faultView } from './faults.js';
+import { faultView, listFaults } from './faults.js';
 import { FaultView } from './views.js';
 import { defineRoute, type RouteTable } from './route.js';
 import { isoFromNanos } from './routes.js';
@@ -95,7 +95,7 @@ export function targetRoutes(table: RouteTable, deps: { store: Store; detector: 
     async ({ params }) => {
       const [row] = await rows('WHERE service = {service:String} AND instance = {instance:String}', params);
       if (!row) throw notFound('target_not_found', `no target ${params.service}/${params.instance}`);
-      const open = await faults.list({ service: params.service, instance: params.instance, state: 'open', limit: 100 });
+      const open = await listFaults(faults, deps.detector(), { service: params.service, instance: params.instance, state: 'open', limit: 100 });
       return { ...view(row, open.length), faults: open.map(faultView) };
     },
   );

@@ -1,2 +1,3 @@
 export { faultId, type Fault, type EvidenceRef, type SignatureInfo } from './model.js';
 export { FaultWriter, FaultReader, type FaultFilter } from './store.js';
+export { listOpenFaults } from './open.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ConfigSchema } from '../../src/config/schema.js';
-import { FaultReader, FaultWriter, faultId, type Fault } from '../../src/faults/index.js';
+import { FaultReader, FaultWriter, faultId, listOpenFaults, type Fault, type FaultFilter } from '../../src/faults/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { migrate, openStore, type Store } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../support/faultline.js';
@@ -99,5 +99,34 @@ describe('fault list', () => {
     }
     assert.deepEqual(seen, newestFirst(all.filter((f) => f.kind === 'crash')).reverse());
     assert.ok(seen.length > 3, 'more than one page');
+  });
+
+  it("lists detection's open faults as the store lists them: filters, both orders, cursor pages", async () => {
+    const reader = new FaultReader(store);
+    // Detection holds each fault as its newest revision: the resolved ones are no longer open there.
+    const held = all.map((f, i) => (i % 3 === 0 ? { ...f, state: 'resolved' as const, resolvedAt: f.detectedAt + 5000 } : f));
+    const filters: FaultFilter[] = [
+      { limit: 500 },
+      { limit: 7, kind: 'hang' },
+      { limit: 5, instance: 'ledger-2', oldestFirst: true },
+      { limit: 50, from: T0 + 10 * 60_000, to: T0 + 40 * 60_000 },
+      { limit: 50, signature: '00000000000000aa', service: 'ledger' },
+      { limit: 50, service: 'nobody' },
+    ];
+    for (const filter of filters) {
+      // Walk every page of each, so the cursor's tie-break on equal start times is compared too.
+      const walk = async (list: (f: FaultFilter) => Promise<Fault[]> | Fault[]) => {
+        const seen: string[] = [];
+        for (let page = await list(filter); page.length > 0; ) {
+          seen.push(...page.map((f) => f.id));
+          const last = page[page.length - 1];
+          page = await list({ ...filter, after: { startedAt: last.startedAt, id: last.id } });
+        }
+        return seen;
+      };
+      const fromStore = await walk((f) => reader.list({ ...f, state: 'open' }));
+      assert.deepEqual(await walk((f) => listOpenFaults(held, { ...f, state: 'open' })), fromStore, JSON.stringify(filter));
+    }
+    assert.deepEqual(listOpenFaults(held, { limit: 10, state: 'resolved' }), []);
   });
 });
