@@ -135,7 +135,7 @@ function faultInserts(db: string, src: string): string[] {
     `INSERT INTO ${db}.delivery_attempts
      SELECT ['ops-webhook', 'pagerduty', 'slack'][n % 3 + 1], concat('msg_', substring(lower(hex(sipHash128('delivery', n))), 1, 24)), a, ${ts('detected + 10 + a * 2000')},
        'attempt', a, if(a < k, 'pending', if(dead, 'dead', 'delivered')), if(a < k OR dead, 503, 200), toUInt32(20 + cityHash64(n, a) % 800),
-       if(a < k OR dead, 'HTTP 503', ''), '', 0, ${ts('detected + 86400000')}
+       if(a < k OR dead, 'HTTP 503', ''), '', 0, ${ts('detected + 86400000')}, ${ts('detected + 10')}
      FROM (SELECT *, if(cityHash64(n, 17) % 10 = 0, 3, 1) AS k, cityHash64(n, 18) % 50 = 0 AS dead FROM ${src} WHERE cityHash64(n, 16) % 4 = 0)
      ARRAY JOIN range(1, k + 1) AS a`,
   ];

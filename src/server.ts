@@ -153,7 +153,7 @@ export class FaultlineServer {
     checkRoutes(table, { store, registry: checks, monitor: checkMonitor });
     const otlp = (this.otlp = createApp(appOpts));
     otlpHttpRoutes({ app: otlp, registry: this.openapi, auth: this.auth, listener: 'otlp_http' }, pipeline);
-    dashboardRoutes(api, { app: api, store, feed: this.feed, auth: this.auth, log });
+    dashboardRoutes(api, { app: api, feed: this.feed, auth: this.auth, log });
     this.apps = [api, otlp];
 
     const host = config.server.host;

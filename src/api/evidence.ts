@@ -107,9 +107,9 @@ async function deliveriesOf(store: Store, f: Fault, actionIds: string[]) {
   );
   if (sent.length === 0) return [];
   const states = await store.query<{ endpoint: string; id: string; state: string; attempts: string; last_status: string; last_error: string }>(
-    `SELECT endpoint, id, argMax(state, rev) AS state, max(attempt) AS attempts, argMaxIf(status, rev, event = 'attempt') AS last_status, argMax(error, rev) AS last_error
-     FROM ${db}.delivery_attempts WHERE id IN {ids:Array(String)} GROUP BY endpoint, id`,
-    { ids: [...new Set(sent.map((d) => d.id))] },
+    `SELECT endpoint, id, argMaxMerge(state) AS state, max(attempts) AS attempts, argMaxMerge(last_status) AS last_status, argMaxMerge(last_error) AS last_error
+     FROM ${db}.delivery_summaries WHERE endpoint IN {eps:Array(String)} AND id IN {ids:Array(String)} GROUP BY endpoint, id`,
+    { ids: [...new Set(sent.map((d) => d.id))], eps: [...new Set(sent.map((d) => d.endpoint))] },
   );
   const byKey = new Map(states.map((s) => [`${s.endpoint}\u0000${s.id}`, s]));
   return sent.map((d) => {

@@ -152,23 +152,24 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       query: HistogramQuery,
     },
     async ({ params, query }) => {
-      const [sig] = await signatures.list({ fingerprint: params.fp, limit: 1 });
-      if (!sig) throw notFound('signature_not_found', `no signature ${params.fp}`);
-      const [sample] = await deps.store.query<{ sample_message: string; sample_stack: string }>(
-        `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
-        { fp: params.fp },
-      );
       const step = query.bucket === 'hour' ? 'toStartOfHour' : 'toStartOfDay';
-      const [recent, histogram] = await Promise.all([
-        faults.list({ signature: params.fp, limit: 20 }),
+      // Independent reads, together: the page waits for the slowest, not for their sum.
+      const [[sig], [sample], recent, histogram] = await Promise.all([
+        signatures.list({ fingerprint: params.fp, limit: 1 }),
+        deps.store.query<{ sample_message: string; sample_stack: string }>(
+          `SELECT sample_message, sample_stack FROM ${db}.signatures FINAL WHERE fingerprint = {fp:String}`,
+          { fp: params.fp },
+        ),
+        list({ signature: params.fp, limit: 20 }),
         deps.store.query<{ at: string; faults: string; occurrences: string }>(
           `SELECT toUnixTimestamp64Milli(toDateTime64(${step}(first_start), 3)) AS at, count() AS faults, sum(occ) AS occurrences
-           FROM (SELECT id, min(started_at) AS first_start, max(occurrences) AS occ FROM ${db}.faults
+           FROM (SELECT id, min(started_at) AS first_start, max(occurrences) AS occ FROM ${db}.faults_by_signature
                  WHERE signature = {fp:String} AND started_at >= now64(3) - toIntervalDay({days:UInt32}) GROUP BY id)
            GROUP BY at ORDER BY at`,
           { fp: params.fp, days: query.days },
         ),
       ]);
+      if (!sig) throw notFound('signature_not_found', `no signature ${params.fp}`);
       return {
         ...sig,
         sample,

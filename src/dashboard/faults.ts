@@ -1,9 +1,7 @@
 import { FAULT_KINDS } from '../rules/index.js';
-import type { Store } from '../store/index.js';
 import { ApiError, type ApiClient } from './api-client.js';
 import { faultTimelineSvg, histogramSvg } from './charts.js';
 import { faultRow } from './overview.js';
-import { signatureHistogram } from './series.js';
 import type { FaultDetail, FaultList, SignatureDetail } from './types.js';
 
 const FILTERS = ['kind', 'state', 'service', 'instance', 'signature', 'from', 'to', 'limit'] as const;
@@ -122,14 +120,21 @@ const HISTOGRAM_DAYS = 14;
 const HOUR = 3_600_000;
 
 /** The signature page: occurrences over two weeks, the normalised cause and a sample stack, versions, targets, recent faults. */
-export async function signatureModel(api: ApiClient, store: Store, fp: string, now = Date.now()) {
-  const sig = await api.get<SignatureDetail>(`/api/v1/signatures/${encodeURIComponent(fp)}`);
-  const from = Math.floor((now - HISTOGRAM_DAYS * 24 * HOUR) / (6 * HOUR)) * 6 * HOUR;
-  const to = from + (HISTOGRAM_DAYS * 4 + 1) * 6 * HOUR;
-  const buckets = await signatureHistogram(store, fp, from, to, 6 * HOUR);
+export async function signatureModel(api: ApiClient, fp: string, now = Date.now()) {
+  const bucket = 6 * HOUR;
+  const from = Math.floor((now - HISTOGRAM_DAYS * 24 * HOUR) / bucket) * bucket;
+  const to = from + (HISTOGRAM_DAYS * 4 + 1) * bucket;
+  // The API's hourly histogram (a day more, for the first bucket's start), summed into 6-hour buckets.
+  const sig = await api.get<SignatureDetail>(`/api/v1/signatures/${encodeURIComponent(fp)}?bucket=hour&days=${HISTOGRAM_DAYS + 1}`);
+  const counts = new Map<number, number>();
+  for (const h of sig.histogram.buckets) {
+    const at = Math.floor(Date.parse(h.at) / bucket) * bucket;
+    if (at >= from && at < to) counts.set(at, (counts.get(at) ?? 0) + h.faults);
+  }
+  const buckets = [...counts].sort((a, b) => a[0] - b[0]).map(([at, count]) => ({ at, count }));
   return {
     sig,
-    histogram: histogramSvg(buckets, 6 * HOUR, from, to),
+    histogram: histogramSvg(buckets, bucket, from, to),
     total: buckets.reduce((s, b) => s + b.count, 0),
     days: HISTOGRAM_DAYS,
     recent: sig.recent_faults.map(faultRow),

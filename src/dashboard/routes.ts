@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TOKEN_COOKIE, sessionCookie, type Auth } from '../api/index.js';
 import type { Logger } from '../log/index.js';
-import type { Store } from '../store/index.js';
 import { ApiClient, ApiError } from './api-client.js';
 import { faultDetailModel, faultListModel, signatureModel } from './faults.js';
 import { SILENCE_DURATIONS, cookie, formBody, localPath, parseMatchers, queryOf, sameOrigin, setFlash, takeFlash } from './forms.js';
@@ -16,7 +15,6 @@ import { DASHBOARDS_DIR, Views, type PageMeta } from './render.js';
 export interface DashboardDeps {
   /** The app serving the JSON API: every read and action goes through it (see ApiClient). */
   app: FastifyInstance;
-  store: Store;
   feed: LiveFeed;
   /** The API's tokens: pages need `read`, actions `admin` (the API checks again on every call). */
   auth: Auth;
@@ -119,7 +117,7 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
   app.get<{ Params: { fp: string } }>(
     '/signatures/:fp',
     page('faults', 'signature', 'Signature', async (api, req) => {
-      const model = await signatureModel(api, deps.store, (req.params as { fp: string }).fp);
+      const model = await signatureModel(api, (req.params as { fp: string }).fp);
       return { title: `Signature ${model.sig.title || model.sig.fingerprint}`, model };
     }),
   );

@@ -34,6 +34,7 @@ export interface FaultDetail extends FaultJson {
 
 export interface SignatureDetail extends SignatureView {
   sample?: { sample_message: string; sample_stack: string };
+  histogram: { bucket: 'hour' | 'day'; buckets: { at: string; faults: number; occurrences: number }[] };
   recent_faults: FaultJson[];
 }
 

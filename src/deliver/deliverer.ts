@@ -351,6 +351,7 @@ export class Deliverer {
         response: '',
         next_at: 0,
         deadline_at: d.deadline,
+        created_at: d.createdAt,
         ...r,
       },
     ]);

@@ -51,6 +51,8 @@ export interface StateRow {
   /** When the next attempt is due (0: none). */
   next_at: number;
   deadline_at: number;
+  /** The delivery's creation (its outbox row's): the state lists are ordered by it (delivery_states). */
+  created_at: number;
 }
 
 /** A delivery not finished when the last process stopped, read back at start. */

@@ -202,7 +202,8 @@ export class FaultReader {
   }
 
   /**
-   * Faults newest first, from faults_by_start (ordered by start time, in small granules). The page is
+   * Faults newest first, from faults_by_start (ordered by start time, in small granules), or with a
+   * signature from faults_by_signature (ordered by signature and start time). The page is
    * chosen on the narrow columns, read backwards from the newest in growing batches (each fault as its
    * newest revision, which decides its state); then only the page's rows are read whole.
    */
@@ -223,13 +224,15 @@ export class FaultReader {
     const page: { id: string; at: number; revision: string }[] = [];
     let after = filter.after;
     const dir = filter.oldestFirst ? 'ASC' : 'DESC';
+    // One signature's faults lie together in faults_by_signature (in faults_by_start they are everywhere).
+    const source = filter.signature !== undefined ? 'faults_by_signature' : 'faults_by_start';
     // A page is about its own size in rows, but the state is judged here, not in the engine: with a state
     // filter (open faults may be one in a hundred) start larger. Every next batch is larger.
     const first = filter.state ? Math.max(2048, filter.limit * 40) : Math.max(64, filter.limit * 3);
     for (let batch = first; page.length < filter.limit; batch = Math.min(batch * 4, 200_000)) {
       const cursor = after ? [`(started_at, id) ${filter.oldestFirst ? '>' : '<'} (fromUnixTimestamp64Milli({afterTs:Int64}), {afterId:String})`] : [];
       const rows = await this.store.query<{ id: string; at: string; revision: string; state: string }>(
-        `SELECT id, toUnixTimestamp64Milli(started_at) AS at, toString(revision) AS revision, state FROM ${this.db}.faults_by_start
+        `SELECT id, toUnixTimestamp64Milli(started_at) AS at, toString(revision) AS revision, state FROM ${this.db}.${source}
          ${[...where, ...cursor].length ? `WHERE ${[...where, ...cursor].join(' AND ')}` : ''}
          ORDER BY started_at ${dir}, id ${dir} LIMIT {batch:UInt32}`,
         { ...params, batch, afterTs: after?.startedAt, afterId: after?.id },

@@ -48,6 +48,9 @@ export const SHARDING_KEYS: Readonly<Record<string, string>> = {
   signature_stats: 'cityHash64(signature)',
   actions_by_fault: 'cityHash64(id)',
   deliveries_by_fault: 'cityHash64(endpoint, id)',
+  delivery_states: 'cityHash64(endpoint, id)',
+  delivery_summaries: 'cityHash64(endpoint, id)',
+  faults_by_signature: 'cityHash64(id)',
 };
 
 /** The Keeper path of a replicated table: one replica set per shard ({shard} and {replica} are server macros). */

@@ -233,6 +233,9 @@ describe('webhook delivery', () => {
     assert.equal(rx.received.at(-1)!.body, rx.received[0].body, 'the same body');
     assert.equal(delivered.attempt_count, tried + 1);
     assert.deepEqual(delivered.events.map((e: any) => e.event), ['replay']);
+    // Delivered after its replay, it has left the dead letters (its row in the dead range stays behind).
+    assert.deepEqual((await api(app, `/api/v1/deliveries?state=dead&endpoint=${names[0]}`)).body.deliveries, []);
+    assert.deepEqual((await api(app, `/api/v1/deliveries?state=delivered&endpoint=${names[0]}`)).body.deliveries.map((x: any) => [x.id, x.attempt_count]), [['dlq-1', tried + 1]]);
     assert.equal((await api(app, '/api/v1/deliveries/dlq-1/replay', 'POST')).status, 202, 'a delivered one can be sent again');
     assert.equal((await api(app, '/api/v1/deliveries/nope/replay', 'POST')).status, 404);
   });
