@@ -14,6 +14,8 @@ import { heartbeatsBody, intendedExitsBody, spansBody, type Outcomes } from './r
 export interface LoadSpec {
   host: string;
   port: number;
+  /** Several instances: requests go round robin, and a refused connection is retried on the next one. */
+  ports?: number[];
   seconds: number;
   connections: number;
   /** Span requests per second (open loop); absent: closed loop. */
@@ -61,10 +63,10 @@ interface Reply {
 
 type Failure = 'refused' | 'broken';
 
-function post(agent: http.Agent, spec: LoadSpec, path: string, body: string): Promise<Reply> {
+function post(agent: http.Agent, spec: LoadSpec, port: number, path: string, body: string): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: spec.host, port: spec.port, method: 'POST', path, agent, timeout: 30_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+      { host: spec.host, port, method: 'POST', path, agent, timeout: 30_000, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -98,13 +100,14 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
   let firstProblem: string | undefined;
 
   /** Sends one request until it is acknowledged, its connection breaks, or the run is over. */
+  const ports = spec.ports ?? [spec.port];
   const deliver = async (path: string, body: string, out: Outcomes, n: number): Promise<void> => {
     const first = performance.now();
     let failure: Failure | undefined;
-    for (;;) {
+    for (let attempt = 0; ; attempt++) {
       let reply: Reply | undefined;
       try {
-        reply = await post(agent, spec, path, body);
+        reply = await post(agent, spec, ports[(n + attempt) % ports.length], path, body);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         firstProblem ??= `transport: ${code ?? ''} ${(err as Error).message}`;
@@ -135,7 +138,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
         if (reply.retryAfterS !== undefined && reply.retryAfterS > 0) retryAfter.add(reply.retryAfterS);
         else shedWithoutRetryAfter++;
       }
-      const wait = failure === 'refused' && !reply ? 250 : Math.min(spec.retryCapS, reply?.retryAfterS ?? 1) * 1000;
+      const wait = failure === 'refused' && !reply ? (ports.length > 1 ? 20 : 250) : Math.min(spec.retryCapS, reply?.retryAfterS ?? 1) * 1000;
       if (performance.now() + wait > giveUpAt) {
         out.refused.push(n);
         return;
@@ -197,7 +200,7 @@ async function main(spec: LoadSpec): Promise<LoadResult> {
 
   await Promise.all([spanLoop(), heartbeatLoop()]);
   if (spec.endWithExits && spec.heartbeatTargets > 0) {
-    await post(agent, spec, '/v1/logs', intendedExitsBody(spec.heartbeatTargets)).catch(() => undefined);
+    await post(agent, spec, ports[0], '/v1/logs', intendedExitsBody(spec.heartbeatTargets)).catch(() => undefined);
   }
   clearInterval(progress);
   agent.destroy();

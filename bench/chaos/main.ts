@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../src/paths.js';
 import { runScenario, type ChaosOptions, type ScenarioResult } from './harness.js';
-import { printReport, writeReport, type ChaosReport } from './report.js';
+import { printReport, scenarioText, writeReport, type ChaosReport } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
 
 const HELP = `usage: npm run chaos -- [options]
@@ -84,7 +84,7 @@ const results: ScenarioResult[] = [];
 for (const s of SCENARIOS.filter((x) => names.includes(x.name))) {
   opts.log(`chaos: ${s.name} — ${s.title} (budget ${s.budgetS(opts)} s)`);
   const r = await runScenario(s, opts);
-  opts.log(`chaos: ${s.name} ${r.pass ? 'PASS' : 'FAIL'} in ${r.durationS} s${r.error ? ` (${r.error})` : ''}`);
+  for (const line of scenarioText(r)) opts.log(line);
   results.push(r);
 }
 const report: ChaosReport = {

