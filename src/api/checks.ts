@@ -16,7 +16,22 @@ const PingsQuery = z
   })
   .strict();
 
+const ListQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    cursor: z.string().optional().describe('next_cursor of the previous page'),
+  })
+  .strict();
+
 const SLUG = /^[a-z0-9][a-z0-9_.-]{0,127}$/;
+
+/** A page of checks ends at a slug; the next starts after it (slugs are unique and ordered). */
+const encodeCursor = (slug: string) => Buffer.from(slug).toString('base64url');
+function decodeCursor(c: string): string {
+  const slug = Buffer.from(c, 'base64url').toString();
+  if (!SLUG.test(slug)) throw badRequest('bad_cursor', 'cursor is not one this API returned');
+  return slug;
+}
 
 const PauseBody = z.object({ author: z.string().max(200).default('') }).strict();
 /** Slugs are checked by the handler (code bad_slug, a message that says what a slug may hold). */
@@ -110,17 +125,24 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
     {
       method: 'GET',
       url: '/api/v1/checks',
-      summary: 'Every check with its schedule and state',
+      summary: 'Checks with their schedule and state, by slug, paged',
       tags,
       scope: 'read',
-      responses: { 200: { description: 'the checks', schema: z.object({ checks: z.array(CheckApiView) }) } },
+      query: ListQuery,
+      responses: { 200: { description: 'a page of checks', schema: z.object({ checks: z.array(CheckApiView), next_cursor: z.string().nullable() }) } },
     },
-    async () => ({
-      checks: deps.registry
+    async ({ query }) => {
+      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+      const all = deps.registry
         .list()
-        .sort((a, b) => a.slug.localeCompare(b.slug))
-        .map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
-    }),
+        .filter((c) => after === undefined || c.slug > after)
+        .sort((a, b) => (a.slug < b.slug ? -1 : a.slug > b.slug ? 1 : 0));
+      const page = all.slice(0, query.limit);
+      return {
+        checks: page.map((c) => checkView(c.slug, c.name, c.source, deps.monitor.view(c.slug))),
+        next_cursor: all.length > query.limit ? encodeCursor(page[page.length - 1].slug) : null,
+      };
+    },
   );
 
   defineRoute(

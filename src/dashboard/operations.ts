@@ -70,19 +70,41 @@ interface CheckJson {
   running: unknown[];
 }
 
-export async function checksModel(api: ApiClient) {
-  const { checks } = await api.get<{ checks: CheckJson[] }>('/api/v1/checks');
-  return { checks: checks.map((c) => ({ ...c, running: c.running.length })) };
+/** Checks by slug, 50 a page. */
+export async function checksModel(api: ApiClient, query: Record<string, string | undefined>) {
+  const params = new URLSearchParams({ limit: '50' });
+  if (query.cursor) params.set('cursor', query.cursor);
+  const { checks, next_cursor } = await api.get<{ checks: CheckJson[]; next_cursor: string | null }>(`/api/v1/checks?${params}`);
+  return {
+    checks: checks.map((c) => ({ ...c, running: c.running.length })),
+    next: next_cursor ? `/checks?${new URLSearchParams({ cursor: next_cursor })}` : null,
+    first: query.cursor ? '/checks' : null,
+  };
 }
 
-export async function silencesModel(api: ApiClient, now = Date.now()) {
-  const silences = await api.optional<{ silences: SilenceJson[] }>('/api/v1/silences');
-  if (silences instanceof ApiError) return { unavailable: silences.message };
-  const order: Record<string, number> = { active: 0, pending: 1, expired: 2 };
-  const list = silences.silences
-    .sort((a, b) => (order[a.state] ?? 3) - (order[b.state] ?? 3) || b.starts_at.localeCompare(a.starts_at))
-    .map((s) => ({ ...s, matcherList: Object.entries(s.matchers).map(([k, v]) => `${k}=${v}`), expired: s.state === 'expired' }));
-  return { active: list.filter((s) => !s.expired), expired: list.filter((s) => s.expired).slice(0, 50), defaultEnd: new Date(now + 3_600_000).toISOString() };
+type SilencePage = { silences: SilenceJson[]; next_cursor: string | null };
+
+/** Active and pending silences (all of them: they are what mutes now), and the expired ones 50 a page, latest ended first. */
+export async function silencesModel(api: ApiClient, query: Record<string, string | undefined>, now = Date.now()) {
+  const expiredParams = new URLSearchParams({ state: 'expired', limit: '50' });
+  if (query.cursor) expiredParams.set('cursor', query.cursor);
+  const [active, pending, expired] = await Promise.all([
+    api.optional<SilencePage>('/api/v1/silences?state=active&limit=500'),
+    api.optional<SilencePage>('/api/v1/silences?state=pending&limit=500'),
+    api.optional<SilencePage>(`/api/v1/silences?${expiredParams}`),
+  ]);
+  const failed = [active, pending, expired].find((r): r is ApiError => r instanceof ApiError);
+  if (failed) return { unavailable: failed.message };
+  const view = (s: SilenceJson) => ({ ...s, matcherList: Object.entries(s.matchers).map(([k, v]) => `${k}=${v}`) });
+  const current = [...(active as SilencePage).silences, ...(pending as SilencePage).silences].sort((a, b) => b.starts_at.localeCompare(a.starts_at));
+  const { next_cursor } = expired as SilencePage;
+  return {
+    active: current.map(view),
+    expired: (expired as SilencePage).silences.map(view),
+    older: next_cursor ? `/silences?${new URLSearchParams({ cursor: next_cursor })}` : null,
+    newest: query.cursor ? '/silences' : null,
+    defaultEnd: new Date(now + 3_600_000).toISOString(),
+  };
 }
 
 const REPLAYABLE = new Set(['dead', 'disabled', 'delivered']);

@@ -122,8 +122,8 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
     }),
   );
   app.get('/supervision', page('supervision', 'supervision', 'Supervision', async (api) => ({ model: await supervisionModel(api) })));
-  app.get('/checks', page('checks', 'checks', 'Checks', async (api) => ({ model: await checksModel(api) })));
-  app.get('/silences', page('silences', 'silences', 'Silences', async (api) => ({ model: { ...(await silencesModel(api)), durations: SILENCE_DURATIONS } })));
+  app.get('/checks', page('checks', 'checks', 'Checks', async (api, req) => ({ model: await checksModel(api, queryOf(req)) })));
+  app.get('/silences', page('silences', 'silences', 'Silences', async (api, req) => ({ model: { ...(await silencesModel(api, queryOf(req))), durations: SILENCE_DURATIONS } })));
   app.get(
     '/deliveries',
     page('deliveries', 'deliveries', 'Deliveries', async (api, req) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { notFound } from '../errors.js';
+import { badRequest, notFound } from '../errors.js';
 import { defineRoute, type RouteTable } from '../api/route.js';
 import { isSupervisor, type Supervisor, type Worker } from './config.js';
 import { actionView, type Escalator } from './engine.js';
@@ -11,6 +11,35 @@ const ActionResult = z
 
 const IdParams = z.object({ id: z.string().min(1).max(200) }).strict();
 
+const SILENCE_STATES = ['active', 'pending', 'expired'] as const;
+
+const SilenceQuery = z
+  .object({
+    state: z.enum(SILENCE_STATES).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    cursor: z.string().optional().describe('next_cursor of the previous page'),
+  })
+  .strict();
+
+const SilenceView = z.object({
+  id: z.string(),
+  matchers: z.record(z.string(), z.string()).describe('label = value, or ~regular expression'),
+  starts_at: z.iso.datetime(),
+  ends_at: z.iso.datetime().describe('when it ends or ended (an expired one: when it was expired)'),
+  author: z.string(),
+  comment: z.string(),
+  state: z.enum(SILENCE_STATES),
+});
+type SilenceView = z.infer<typeof SilenceView>;
+
+/** Silences are listed latest ending first; a page ends at one, the next starts after it. */
+const encodeCursor = (s: { endsAt: number; id: string }) => Buffer.from(`${s.endsAt}:${s.id}`).toString('base64url');
+function decodeCursor(c: string): { endsAt: number; id: string } {
+  const m = /^(\d+):(.+)$/.exec(Buffer.from(c, 'base64url').toString());
+  if (!m) throw badRequest('bad_cursor', 'cursor is not one this API returned');
+  return { endsAt: Number(m[1]), id: m[2] };
+}
+
 /** Silences, supervisor actions (and their results), and the live supervision tree. */
 export function escalationRoutes(table: RouteTable, deps: { escalator: () => Escalator | undefined; silences: Silences }): void {
   const escalator = () => {
@@ -19,9 +48,28 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
     return e;
   };
 
-  defineRoute(table, { method: 'GET', url: '/api/v1/silences', summary: 'Active and pending silences', tags: ['silences'], scope: 'read' }, async () => ({
-    silences: deps.silences.list(Date.now()).map(silenceView),
-  }));
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/silences',
+      summary: 'Silences (active, pending and expired), latest ending first, paged',
+      tags: ['silences'],
+      scope: 'read',
+      query: SilenceQuery,
+      responses: { 200: { description: 'a page of silences', schema: z.object({ silences: z.array(SilenceView), next_cursor: z.string().nullable() }) } },
+    },
+    async ({ query }) => {
+      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+      const older = (s: { endsAt: number; id: string }) => !after || s.endsAt < after.endsAt || (s.endsAt === after.endsAt && s.id < after.id);
+      const all = deps.silences
+        .list(Date.now())
+        .filter((s) => (query.state === undefined || s.state === query.state) && older(s))
+        .sort((a, b) => b.endsAt - a.endsAt || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+      const page = all.slice(0, query.limit);
+      return { silences: page.map(silenceView), next_cursor: all.length > query.limit ? encodeCursor(page[page.length - 1]) : null };
+    },
+  );
 
   defineRoute(
     table,
@@ -32,7 +80,7 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
       tags: ['silences'],
       scope: 'admin',
       body: SilenceInput,
-      responses: { 201: { description: 'the silence' } },
+      responses: { 201: { description: 'the silence', schema: SilenceView } },
     },
     async ({ body, reply }) => {
       const s = await deps.silences.create(body);
@@ -89,7 +137,7 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
   );
 }
 
-function silenceView(s: { id: string; matchers: Record<string, string>; startsAt: number; endsAt: number; author: string; comment: string; state: string }) {
+function silenceView(s: { id: string; matchers: Record<string, string>; startsAt: number; endsAt: number; author: string; comment: string; state: SilenceView['state'] }): SilenceView {
   return {
     id: s.id,
     matchers: s.matchers,
