@@ -5,6 +5,7 @@ import { FaultlineError } from '../errors.js';
 import type { CheckMonitor } from '../detect/checks.js';
 import type { CheckInfo, CheckRegistry } from '../ingest/ping/checks.js';
 import { defineRoute, jsonBody, parse, type RouteTable } from './route.js';
+import { CheckApiView } from './views.js';
 
 /** A check as the API takes it: a `checks[]` entry of the config; pausing has its own routes. */
 const CheckCreate = CheckFields.omit({ paused: true }).superRefine(checkScheduleRules);
@@ -52,7 +53,7 @@ export function checkAdminRoutes(table: RouteTable, deps: CheckAdminDeps): void 
       tags,
       scope: 'admin',
       body: CheckCreate,
-      responses: { 201: { description: 'the check' }, 409: { description: 'a check with this slug exists' } },
+      responses: { 201: { description: 'the check', schema: CheckApiView }, 409: { description: 'a check with this slug exists' } },
     },
     async ({ body, req, reply }) => {
       if (deps.registry.has(body.slug)) throw new FaultlineError('check_exists', 409, `check "${body.slug}" exists; change it with PUT or PATCH /api/v1/checks/${body.slug}`);
@@ -71,7 +72,7 @@ export function checkAdminRoutes(table: RouteTable, deps: CheckAdminDeps): void 
       scope: 'admin',
       params: SlugParams,
       body: CheckReplace,
-      responses: { 200: { description: 'replaced' }, 201: { description: 'created' }, 409: { description: 'the check is defined in the config' } },
+      responses: { 200: { description: 'replaced', schema: CheckApiView }, 201: { description: 'created', schema: CheckApiView }, 409: { description: 'the check is defined in the config' } },
     },
     async ({ params, req, reply }) => {
       const existing = deps.registry.get(params.slug);
@@ -92,7 +93,7 @@ export function checkAdminRoutes(table: RouteTable, deps: CheckAdminDeps): void 
       scope: 'admin',
       params: SlugParams,
       body: CheckPatch,
-      responses: { 200: { description: 'the check' }, 409: { description: 'the check is defined in the config' } },
+      responses: { 200: { description: 'the check', schema: CheckApiView }, 409: { description: 'the check is defined in the config' } },
     },
     async ({ params, req }) => {
       const info = deps.known(params.slug);

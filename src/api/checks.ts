@@ -6,6 +6,7 @@ import type { CheckRegistry } from '../ingest/ping/checks.js';
 import type { Store } from '../store/index.js';
 import { checkAdminRoutes } from './check-admin.js';
 import { defineRoute, type RouteTable } from './route.js';
+import { PingView, RunView } from './responses.js';
 import { checkRuns, type PingRecord } from './runs.js';
 import { CheckApiView } from './views.js';
 
@@ -92,7 +93,16 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/checks/:slug/pings', summary: "A check's pings, newest first, with each run's log", tags, scope: 'read', params: SlugParams, query: PingsQuery },
+    {
+      method: 'GET',
+      url: '/api/v1/checks/:slug/pings',
+      summary: "A check's pings, newest first, with each run's log",
+      tags,
+      scope: 'read',
+      params: SlugParams,
+      query: PingsQuery,
+      responses: { 200: { description: 'its pings', schema: z.object({ pings: z.array(PingView) }) }, 404: { description: 'no such check' } },
+    },
     async ({ params, query }) => {
       known(params.slug);
       const list = await pings(params.slug, query.limit, query.before);
@@ -110,6 +120,7 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
       tags,
       scope: 'read',
       params: SlugParams,
+      responses: { 200: { description: 'its runs', schema: z.object({ runs: z.array(RunView) }) }, 404: { description: 'no such check' } },
       query: PingsQuery,
     },
     async ({ params, query }) => {
@@ -159,6 +170,7 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
     async ({ params }) => show(params.slug),
   );
 
+  const pauseAnswers = { 200: { description: 'the check', schema: CheckApiView }, 404: { description: 'no such check' } };
   const setPaused = (paused: boolean) => async ({ params, body }: { params: { slug: string }; body: z.infer<typeof PauseBody> }) => {
     const { slug } = params;
     known(slug);
@@ -178,12 +190,12 @@ export function checkRoutes(table: RouteTable, deps: { store: Store; registry: C
   };
   defineRoute(
     table,
-    { method: 'POST', url: '/api/v1/checks/:slug/pause', summary: 'Pause a check: it raises no fault until resumed', tags, scope: 'admin', params: SlugParams, body: PauseBody },
+    { method: 'POST', url: '/api/v1/checks/:slug/pause', summary: 'Pause a check: it raises no fault until resumed', tags, scope: 'admin', params: SlugParams, body: PauseBody, responses: pauseAnswers },
     setPaused(true),
   );
   defineRoute(
     table,
-    { method: 'POST', url: '/api/v1/checks/:slug/resume', summary: 'Resume a paused check (judged from now on)', tags, scope: 'admin', params: SlugParams, body: PauseBody },
+    { method: 'POST', url: '/api/v1/checks/:slug/resume', summary: 'Resume a paused check (judged from now on)', tags, scope: 'admin', params: SlugParams, body: PauseBody, responses: pauseAnswers },
     setPaused(false),
   );
 }

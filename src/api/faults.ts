@@ -2,11 +2,12 @@ import { z } from 'zod';
 import { badRequest, notFound } from '../errors.js';
 import type { Detector } from '../detect/index.js';
 import { FaultReader, listOpenFaults, type Fault, type FaultFilter } from '../faults/index.js';
-import { SignatureReader } from '../faults/signatures.js';
+import { SignatureReader, SignatureView } from '../faults/signatures.js';
 import { FAULT_KINDS, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
 import { faultEvidence } from './evidence.js';
 import { defineRoute, parse, jsonBody, type RouteTable } from './route.js';
+import { FaultDetail, ReloadResult, RulesView } from './responses.js';
 import { FaultList, FaultView } from './views.js';
 
 // Kept here too: route modules written before the route layer import them from this file.
@@ -42,6 +43,15 @@ const HistogramQuery = z
     days: z.coerce.number().int().min(1).max(365).default(30).describe('how far back the histogram goes'),
   })
   .strict();
+
+const SignatureDetail = SignatureView.extend({
+  sample: z.object({ sample_message: z.string(), sample_stack: z.string() }).optional().describe('a message and stack of one of its faults'),
+  histogram: z.object({
+    bucket: z.enum(['hour', 'day']),
+    buckets: z.array(z.object({ at: z.string().describe('ISO-8601 UTC time'), faults: z.number(), occurrences: z.number() })),
+  }),
+  recent_faults: z.array(FaultView),
+});
 
 const SignatureStateBody = z
   .object({ state: z.enum(['muted', 'resolved', 'active']), author: z.string().max(200).default(''), comment: z.string().max(2000).default('') })
@@ -121,7 +131,7 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       params: FaultIdParams,
       paramsErrorCode: 'bad_fault_id',
       responses: {
-        200: { description: 'the fault, its evidence records and its full evidence', schema: FaultView.extend({ evidence_records: z.array(z.unknown()), full_evidence: z.record(z.string(), z.unknown()) }) },
+        200: { description: 'the fault, its evidence records and its full evidence', schema: FaultDetail },
         404: { description: 'no such fault' },
       },
     },
@@ -135,7 +145,15 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/signatures', summary: 'Signatures with counts, first/last seen, targets, versions and state', tags: ['signatures'], scope: 'read', query: SignatureQuery },
+    {
+      method: 'GET',
+      url: '/api/v1/signatures',
+      summary: 'Signatures with counts, first/last seen, targets, versions and state',
+      tags: ['signatures'],
+      scope: 'read',
+      query: SignatureQuery,
+      responses: { 200: { description: 'the signatures, newest first', schema: z.object({ signatures: z.array(SignatureView) }) } },
+    },
     async ({ query }) => ({ signatures: await signatures.list(query) }),
   );
 
@@ -150,6 +168,7 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       params: FingerprintParams,
       paramsErrorCode: 'bad_fingerprint',
       query: HistogramQuery,
+      responses: { 200: { description: 'the signature', schema: SignatureDetail }, 404: { description: 'no such signature' } },
     },
     async ({ params, query }) => {
       const step = query.bucket === 'hour' ? 'toStartOfHour' : 'toStartOfDay';
@@ -190,6 +209,7 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       params: FingerprintParams,
       paramsErrorCode: 'bad_fingerprint',
       body: SignatureStateBody,
+      responses: { 200: { description: 'the signature in its new state', schema: SignatureView }, 404: { description: 'no such signature' } },
     },
     async ({ params, body }) => {
       const [sig] = await signatures.list({ fingerprint: params.fp, limit: 1 });
@@ -202,7 +222,14 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/rules', summary: 'The active rules version, its rules and settings, and the reload history', tags: ['rules'], scope: 'read' },
+    {
+      method: 'GET',
+      url: '/api/v1/rules',
+      summary: 'The active rules version, its rules and settings, and the reload history',
+      tags: ['rules'],
+      scope: 'read',
+      responses: { 200: { description: 'the rules', schema: RulesView } },
+    },
     async () => {
       const current = deps.rules.current;
       return {
@@ -224,7 +251,7 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
       summary: 'Reload the rules file (the old rules keep running if the new file is invalid)',
       tags: ['rules'],
       scope: 'admin',
-      responses: { 200: { description: 'the new version' }, 422: { description: 'the errors; the old rules keep running' } },
+      responses: { 200: { description: 'the new version', schema: ReloadResult }, 422: { description: 'the errors; the old rules keep running', schema: ReloadResult } },
     },
     async ({ reply }) => {
       const result = deps.rules.reload('api');

@@ -95,7 +95,7 @@ const errorResponse = (description: string) => ({ description, content: { 'appli
 function operationObject(op: Operation): JsonSchema {
   const responses: Record<string, unknown> = {};
   for (const [status, r] of Object.entries(op.responses))
-    responses[status] = r.schema || r.contentType ? { description: r.description, content: { [r.contentType ?? 'application/json']: r.schema ? { schema: jsonSchema(r.schema, 'output') } : {} } } : { description: r.description };
+    responses[status] = r.schema || r.contentType ? { description: r.description, content: contentOf(r) } : { description: r.description };
   if (op.parameters.length || op.requestBody) responses['400'] ??= errorResponse('invalid input: the message names each bad field');
   if (op.scope !== 'open') {
     responses['401'] = errorResponse('no token, or an unknown one (WWW-Authenticate: Bearer)');
@@ -120,6 +120,11 @@ function operationObject(op: Operation): JsonSchema {
       : {}),
     responses,
   };
+}
+
+function contentOf(r: ResponseSpec): JsonSchema {
+  const types = [r.contentType ?? 'application/json'].flat();
+  return Object.fromEntries(types.map((t) => [t, r.schema && /\bjson\b/.test(t) ? { schema: jsonSchema(r.schema, 'output') } : {}]));
 }
 
 /** JSON Schema (2020-12, what OpenAPI 3.1 uses) of what a client sends (`input`) or receives (`output`). */

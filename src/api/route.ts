@@ -9,9 +9,10 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'HEAD';
 /** A documented response of a route (the error responses are added for every route). */
 export interface ResponseSpec {
   description: string;
+  /** The JSON body's schema (documented for each JSON content type). */
   schema?: z.ZodType;
-  /** Defaults to application/json. */
-  contentType?: string;
+  /** Defaults to application/json; several when the request chooses (format=, Content-Type). */
+  contentType?: string | string[];
 }
 
 /** What a route is: its address, its documentation, who may call it, and the schemas of its input. */

@@ -4,6 +4,7 @@ import type { Registry } from '../metrics/index.js';
 import { pendingMigrations, type Store } from '../store/index.js';
 import type { Writer } from '../writer/index.js';
 import { renderDocs } from './docs.js';
+import { Health, OpenApiDocument, Readiness, SpanView, Trace } from './responses.js';
 import { defineRoute, type RouteTable } from './route.js';
 
 export interface ApiDeps {
@@ -28,7 +29,11 @@ export function apiRoutes(table: RouteTable, deps: ApiDeps & { otlpHttpUrl?: () 
   const db = deps.store.database;
   const tags = ['service'];
 
-  defineRoute(table, { method: 'GET', url: '/healthz', summary: 'The process is up', tags, scope: 'open' }, async () => ({ status: 'ok', version: deps.version }));
+  defineRoute(
+    table,
+    { method: 'GET', url: '/healthz', summary: 'The process is up', tags, scope: 'open', responses: { 200: { description: 'up', schema: Health } } },
+    async () => ({ status: 'ok', version: deps.version }),
+  );
 
   defineRoute(
     table,
@@ -38,7 +43,7 @@ export function apiRoutes(table: RouteTable, deps: ApiDeps & { otlpHttpUrl?: () 
       summary: 'Ready: the store answers, migrations are applied and writes succeed',
       tags,
       scope: 'open',
-      responses: { 200: { description: 'ready' }, 503: { description: 'not ready, with the problems' } },
+      responses: { 200: { description: 'ready', schema: Readiness }, 503: { description: 'not ready, with the problems', schema: Readiness } },
     },
     async ({ reply }) => {
       const problems: string[] = [];
@@ -59,7 +64,11 @@ export function apiRoutes(table: RouteTable, deps: ApiDeps & { otlpHttpUrl?: () 
   );
 
   const document = () => table.registry.document({ version: deps.version, otlpHttpUrl: deps.otlpHttpUrl?.() });
-  defineRoute(table, { method: 'GET', url: '/api/openapi.json', summary: 'This API as an OpenAPI 3.1 document', tags, scope: 'open' }, async () => document());
+  defineRoute(
+    table,
+    { method: 'GET', url: '/api/openapi.json', summary: 'This API as an OpenAPI 3.1 document', tags, scope: 'open', responses: { 200: { description: 'this document', schema: OpenApiDocument } } },
+    async () => document(),
+  );
   defineRoute(
     table,
     { method: 'GET', url: '/api/docs', summary: 'This API as a readable page', tags, scope: 'open', responses: { 200: { description: 'HTML', contentType: 'text/html' } } },
@@ -68,7 +77,16 @@ export function apiRoutes(table: RouteTable, deps: ApiDeps & { otlpHttpUrl?: () 
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/traces/:traceId', summary: "A trace's spans with their events and links", tags: ['traces'], scope: 'read', params: TraceParams, paramsErrorCode: 'bad_trace_id' },
+    {
+      method: 'GET',
+      url: '/api/v1/traces/:traceId',
+      summary: "A trace's spans with their events and links",
+      tags: ['traces'],
+      scope: 'read',
+      params: TraceParams,
+      paramsErrorCode: 'bad_trace_id',
+      responses: { 200: { description: 'the trace', schema: Trace }, 404: { description: 'no spans stored for it' } },
+    },
     async ({ params }) => {
       const traceId = params.traceId.toLowerCase();
       const rows = await deps.store.query<SpanRow>(
@@ -116,7 +134,7 @@ export interface SpanRow {
   link_attributes: Record<string, string>[];
 }
 
-export function spanView(r: SpanRow) {
+export function spanView(r: SpanRow): z.infer<typeof SpanView> {
   const end = (BigInt(r.start) + BigInt(r.duration_ns)).toString();
   return {
     trace_id: r.trace_id,

@@ -1,3 +1,5 @@
+import type { Run } from './responses.js';
+
 /** One stored ping as the checks API reads it. */
 export interface PingRecord {
   at: number | string;
@@ -11,16 +13,6 @@ export interface PingRecord {
   body_truncated: boolean;
 }
 
-export interface Run {
-  rid: string | null;
-  started_at: string | null;
-  ended_at: string | null;
-  duration_ms: number | null;
-  outcome: 'success' | 'fail' | 'exit_code' | 'running' | 'unfinished';
-  exit_code: number | null;
-  /** The run's log: the body of its finish ping. */
-  log: string;
-}
 
 /**
  * Pairs pings (oldest first) into runs the way the check monitor does: a finish ends the run with its rid

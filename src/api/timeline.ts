@@ -7,6 +7,7 @@ import { srcAsset } from '../paths.js';
 import { formatDuration, type RulesManager } from '../rules/index.js';
 import type { Store } from '../store/index.js';
 import { FaultIdParams, faultView } from './faults.js';
+import { Postmortem, Timeline, type TimelineEntry } from './responses.js';
 import { defineRoute, type RouteTable } from './route.js';
 
 const time = z.union([z.iso.datetime({ offset: true }), z.string().regex(/^\d{13}$/, 'an ISO time or epoch milliseconds')]).transform((s) => (/^\d+$/.test(s) ? Number(s) : Date.parse(s)));
@@ -22,17 +23,6 @@ const TimelineQuery = z
   .refine((q) => q.to > q.from, { message: '`to` must be after `from`', path: ['to'] })
   .refine((q) => q.to - q.from <= 31 * 86_400_000, { message: 'at most 31 days at once', path: ['to'] });
 
-export interface TimelineEntry {
-  at: string;
-  type: 'fault.opened' | 'fault.updated' | 'fault.resolved' | 'exit' | 'heartbeat.gap' | 'deploy' | 'action' | 'rules.reload';
-  service: string;
-  instance: string;
-  summary: string;
-  fault_id?: string;
-  /** For fault events: detected − started, and resolved − started. */
-  time_to_detect_ms?: number;
-  time_to_resolve_ms?: number;
-}
 
 /** A heartbeat gap worth showing: more than this many times the target's usual interval. */
 const GAP_FACTOR = 3;
@@ -138,6 +128,7 @@ export function timelineRoutes(table: RouteTable, deps: { store: Store; rules: R
       tags: ['faults'],
       scope: 'read',
       query: TimelineQuery,
+      responses: { 200: { description: 'the entries in time order', schema: Timeline } },
     },
     async ({ query: q }) => ({ from: iso(q.from), to: iso(q.to), entries: await timeline(deps.store, deps.rules, q) }),
   );
@@ -153,7 +144,7 @@ export function timelineRoutes(table: RouteTable, deps: { store: Store; rules: R
       params: FaultIdParams,
       paramsErrorCode: 'bad_fault_id',
       query: PostmortemQuery,
-      responses: { 200: { description: 'the draft', contentType: 'text/markdown' } },
+      responses: { 200: { description: 'the draft: Markdown, or with format=json its parts', contentType: ['text/markdown', 'application/json'], schema: Postmortem }, 404: { description: 'no such fault' } },
     },
     async ({ params, query, reply }) => {
       const f = await faults.byId(params.id);
@@ -165,7 +156,7 @@ export function timelineRoutes(table: RouteTable, deps: { store: Store; rules: R
   );
 }
 
-async function postmortemContext(deps: { store: Store; rules: RulesManager }, faults: FaultReader, f: Fault) {
+async function postmortemContext(deps: { store: Store; rules: RulesManager }, faults: FaultReader, f: Fault): Promise<z.infer<typeof Postmortem>> {
   const end = f.resolvedAt ?? Date.now();
   const from = f.startedAt - 15 * 60_000;
   const to = end + 5 * 60_000;

@@ -1,5 +1,6 @@
 import type { Store } from '../store/index.js';
 import type { DeliveryState, EventType } from './events.js';
+import type { StateEvent } from './outbox.js';
 
 export interface DeliverySummary {
   id: string;
@@ -26,7 +27,7 @@ export interface DeliveryDetail extends DeliverySummary {
 export interface HistoryRow {
   rev: number;
   ts: number;
-  event: string;
+  event: StateEvent;
   attempt: number;
   state: DeliveryState;
   status: number;
@@ -169,7 +170,7 @@ export class DeliveryReader {
     return rows.map((r) => ({
       rev: Number(r.rev),
       ts: Number(r.at),
-      event: String(r.event),
+      event: r.event as StateEvent,
       attempt: Number(r.attempt),
       state: r.state as DeliveryState,
       status: Number(r.status),

@@ -29,9 +29,61 @@ const ListQuery = z
 const OneQuery = z.object({ endpoint: z.string().optional().describe('the endpoint, when several share the delivery id') }).strict();
 const IdParams = z.object({ id: z.string().min(1).max(200) }).strict();
 
+const iso = z.iso.datetime();
+
+const DeliveryView = z.object({
+  id: z.string().describe('the webhook-id'),
+  endpoint: z.string(),
+  type: z.string().describe('the event type'),
+  state: z.enum(DELIVERY_STATES),
+  created_at: iso,
+  occurred_at: iso,
+  attempt_count: z.number(),
+  last_attempt_at: iso.nullable(),
+  last_status: z.number().nullable().describe("the last attempt's HTTP status"),
+  last_error: z.string().nullable(),
+  next_attempt_at: iso.nullable().describe('pending ones: when the next attempt is due'),
+  deadline: iso.describe('given up (dead) when not delivered by then'),
+});
+
+const HistoryView = z.object({
+  rev: z.number(),
+  at: iso,
+  event: z.enum(['attempt', 'replay', 'disabled', 'expired', 'render_failed']),
+  attempt: z.number().optional(),
+  state: z.enum(DELIVERY_STATES),
+  status: z.number().nullable(),
+  latency_ms: z.number().optional(),
+  error: z.string().nullable(),
+  response_excerpt: z.string().optional(),
+  next_attempt_at: iso.nullable(),
+});
+
+const DeliveryDetailView = DeliveryView.extend({
+  template: z.string(),
+  content_type: z.string(),
+  payload: z.unknown().describe('the body sent: parsed when JSON, else its text'),
+  attempts: z.array(HistoryView),
+  events: z.array(HistoryView).describe('replays, expiry, disabling'),
+});
+
+const EndpointView = z.object({
+  name: z.string(),
+  origin: z.string().describe("the URL's origin only (URLs may hold secrets)"),
+  template: z.string(),
+  state: z.enum(['enabled', 'disabled']),
+  disabled_reason: z.string().nullable(),
+  disabled_at: iso.nullable(),
+  breaker: z.enum(['closed', 'open', 'half_open']),
+  queue_depth: z.number(),
+  in_flight: z.number(),
+});
+
+const DeliveryList = z.object({ deliveries: z.array(DeliveryView), next_cursor: z.string().nullable(), endpoints: z.array(EndpointView) });
+
 const isoOrNull = (ms: number) => (ms > 0 ? new Date(ms).toISOString() : null);
 
-function summaryView(d: DeliverySummary) {
+function summaryView(d: DeliverySummary): z.infer<typeof DeliveryView> {
   return {
     id: d.id,
     endpoint: d.endpoint,
@@ -48,7 +100,7 @@ function summaryView(d: DeliverySummary) {
   };
 }
 
-function historyView(h: HistoryRow) {
+function historyView(h: HistoryRow): z.infer<typeof HistoryView> {
   return {
     rev: h.rev,
     at: new Date(h.ts).toISOString(),
@@ -63,7 +115,7 @@ function historyView(h: HistoryRow) {
   };
 }
 
-function detailView(d: DeliveryDetail, history: HistoryRow[]) {
+function detailView(d: DeliveryDetail, history: HistoryRow[]): z.infer<typeof DeliveryDetailView> {
   let payload: unknown = d.body;
   if (d.content_type.startsWith('application/json')) {
     try {
@@ -116,7 +168,15 @@ export function deliveryRoutes(table: RouteTable, opts: DeliveryRoutesOptions): 
   const tags = ['deliveries'];
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/deliveries', summary: 'Webhook deliveries with their state and attempts, newest first, paged', tags, scope: 'read', query: ListQuery },
+    {
+      method: 'GET',
+      url: '/api/v1/deliveries',
+      summary: 'Webhook deliveries with their state and attempts, newest first, paged',
+      tags,
+      scope: 'read',
+      query: ListQuery,
+      responses: { 200: { description: 'a page of deliveries, and every endpoint', schema: DeliveryList } },
+    },
     async ({ query: q }) => {
       const d = running();
       const reader = new DeliveryReader(d.db.store);
@@ -128,7 +188,16 @@ export function deliveryRoutes(table: RouteTable, opts: DeliveryRoutesOptions): 
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/deliveries/:id', summary: 'One delivery: payload, every attempt and event', tags, scope: 'read', params: IdParams, query: OneQuery },
+    {
+      method: 'GET',
+      url: '/api/v1/deliveries/:id',
+      summary: 'One delivery: payload, every attempt and event',
+      tags,
+      scope: 'read',
+      params: IdParams,
+      query: OneQuery,
+      responses: { 200: { description: 'the delivery', schema: DeliveryDetailView }, 404: { description: 'no such delivery' }, 409: { description: 'several endpoints have it: add ?endpoint=' } },
+    },
     async ({ params, query }) => {
       const reader = new DeliveryReader(running().db.store);
       const d = await one(reader, params.id, query.endpoint);
@@ -146,7 +215,7 @@ export function deliveryRoutes(table: RouteTable, opts: DeliveryRoutesOptions): 
       scope: 'admin',
       params: IdParams,
       query: OneQuery,
-      responses: { 202: { description: 'queued again' }, 409: { description: 'pending already, or its endpoint is gone' } },
+      responses: { 202: { description: 'queued again', schema: DeliveryDetailView }, 409: { description: 'pending already, or its endpoint is gone' } },
     },
     async ({ params, query, reply }) => {
       const deliverer = running();

@@ -32,6 +32,47 @@ const SilenceView = z.object({
 });
 type SilenceView = z.infer<typeof SilenceView>;
 
+const ActionView = z.object({
+  id: z.string(),
+  fault_id: z.string(),
+  supervisor: z.string(),
+  action: z.string().describe('restart, or a custom action'),
+  strategy: z.string(),
+  children: z.array(z.object({ name: z.string(), match: z.record(z.string(), z.string()).optional(), check: z.string().optional() })).describe('the children it acts on'),
+  budget_left: z.number(),
+  delay_ms: z.number(),
+  state: z.enum(['pending', 'sent', 'succeeded', 'failed', 'escalated']),
+  created_at: z.iso.datetime(),
+  deadline: z.iso.datetime(),
+  detail: z.string(),
+});
+
+const WorkerView = z.object({ name: z.string(), match: z.record(z.string(), z.string()).nullable(), check: z.string().nullable(), restart: z.enum(['permanent', 'transient', 'temporary']) });
+type SupervisorView = {
+  name: string;
+  strategy: string;
+  intensity: number;
+  period_ms: number;
+  budget_left: number;
+  endpoint: string | null;
+  children: (SupervisorView | z.infer<typeof WorkerView>)[];
+};
+const SupervisorView: z.ZodType<SupervisorView> = z.lazy(() =>
+  z.object({
+    name: z.string(),
+    strategy: z.string(),
+    intensity: z.number(),
+    period_ms: z.number(),
+    budget_left: z.number().describe('restarts left in the current period'),
+    endpoint: z.string().nullable(),
+    children: z.array(z.union([SupervisorView, WorkerView])),
+  }),
+);
+const SupervisionView = z.object({
+  root: SupervisorView.nullable(),
+  suppressed: z.array(z.object({ faultId: z.string(), reason: z.string(), at: z.number().describe('epoch ms') })).describe('notifications held back lately, newest first'),
+});
+
 /** Silences are listed latest ending first; a page ends at one, the next starts after it. */
 const encodeCursor = (s: { endsAt: number; id: string }) => Buffer.from(`${s.endsAt}:${s.id}`).toString('base64url');
 function decodeCursor(c: string): { endsAt: number; id: string } {
@@ -97,9 +138,20 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
     },
   );
 
-  defineRoute(table, { method: 'GET', url: '/api/v1/actions', summary: 'Supervisor actions, newest first (500 at most)', tags: ['supervision'], scope: 'read' }, async () => ({
-    actions: [...escalator().actions.values()].sort((a, b) => b.createdAt - a.createdAt).slice(0, 500).map(actionView),
-  }));
+  defineRoute(
+    table,
+    {
+      method: 'GET',
+      url: '/api/v1/actions',
+      summary: 'Supervisor actions, newest first (500 at most)',
+      tags: ['supervision'],
+      scope: 'read',
+      responses: { 200: { description: 'the actions', schema: z.object({ actions: z.array(ActionView) }) } },
+    },
+    async () => ({
+      actions: [...escalator().actions.values()].sort((a, b) => b.createdAt - a.createdAt).slice(0, 500).map(actionView),
+    }),
+  );
 
   defineRoute(
     table,
@@ -113,6 +165,7 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
       scope: ['ingest', 'admin'],
       params: IdParams,
       body: ActionResult,
+      responses: { 200: { description: 'the action with its outcome', schema: ActionView }, 404: { description: 'no such action' } },
     },
     async ({ params, body }) => {
       const e = escalator();
@@ -125,14 +178,21 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
 
   defineRoute(
     table,
-    { method: 'GET', url: '/api/v1/supervision', summary: 'The supervision tree with each supervisor\'s restart budget left, and recent suppressed notifications', tags: ['supervision'], scope: 'read' },
-    async () => {
+    {
+      method: 'GET',
+      url: '/api/v1/supervision',
+      summary: "The supervision tree with each supervisor's restart budget left, and recent suppressed notifications",
+      tags: ['supervision'],
+      scope: 'read',
+      responses: { 200: { description: 'the tree', schema: SupervisionView } },
+    },
+    async (): Promise<z.infer<typeof SupervisionView>> => {
       const e = escalator();
-      const view = (n: Supervisor | Worker): unknown =>
+      const view = (n: Supervisor | Worker): SupervisorView | z.infer<typeof WorkerView> =>
         isSupervisor(n)
           ? { name: n.name, strategy: n.strategy, intensity: n.intensity, period_ms: n.period, budget_left: e.budgetLeft(n.name), endpoint: n.endpoint ?? null, children: n.children.map(view) }
           : { name: n.name, match: n.match ?? null, check: n.check ?? null, restart: n.restart };
-      return { root: e.tree.root ? view(e.tree.root) : null, suppressed: e.suppressed.slice(-50).reverse() };
+      return { root: e.tree.root ? (view(e.tree.root) as SupervisorView) : null, suppressed: e.suppressed.slice(-50).reverse() };
     },
   );
 }

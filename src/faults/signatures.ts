@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import type { Store } from '../store/index.js';
 
-export type SignatureState = 'new' | 'ongoing' | 'resolved' | 'regressed' | 'muted';
+export const SIGNATURE_STATES = ['new', 'ongoing', 'resolved', 'regressed', 'muted'] as const;
+export type SignatureState = (typeof SIGNATURE_STATES)[number];
 
 export interface Occurrence {
   at: number;
@@ -77,21 +79,23 @@ export function regression(before: SignatureHistory, user: UserState | undefined
   return { reason: `back in ${fault.service} ${fault.version} after all its faults were resolved (seen before in ${seen})`, key: `version@${serviceVersion(fault.service, fault.version)}` };
 }
 
-export interface SignatureView {
-  fingerprint: string;
-  kind: string;
-  title: string;
-  exception_type: string;
-  cause: string;
-  state: SignatureState;
-  count: number;
-  open_faults: number;
-  first_seen: string;
-  last_seen: string;
-  targets: string[];
-  versions: string[];
-  muted_or_resolved_by?: { author: string; comment: string; at: string };
-}
+/** A signature as the API answers with it (the schema documents the response). */
+export const SignatureView = z.object({
+  fingerprint: z.string(),
+  kind: z.string(),
+  title: z.string(),
+  exception_type: z.string(),
+  cause: z.string().describe('the normalised cause the fingerprint is made of'),
+  state: z.enum(SIGNATURE_STATES),
+  count: z.number().describe('faults'),
+  open_faults: z.number(),
+  first_seen: z.string().describe('ISO-8601 UTC time'),
+  last_seen: z.string().describe('ISO-8601 UTC time'),
+  targets: z.array(z.string()).describe('service/instance it struck (at most 100)'),
+  versions: z.array(z.string()),
+  muted_or_resolved_by: z.object({ author: z.string(), comment: z.string(), at: z.string() }).optional(),
+});
+export type SignatureView = z.infer<typeof SignatureView>;
 
 /** One service and version of a signature, from signature_stats: [version, first, last (ms), faults, open, latest resolution (ms, 0: none)]. */
 type VersionStats = [string, string, string, string, string, string];

@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { routesOf } from '../../src/api/index.js';
 import { ConfigSchema } from '../../src/config/index.js';
 import { createLogger } from '../../src/log/index.js';
 import { FaultlineServer } from '../../src/server.js';
-import { removeDir, tempDir } from '../support/faultline.js';
+import { eventually, removeDir, tempDir } from '../support/faultline.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -88,6 +89,35 @@ describe('OpenAPI document', () => {
     const page = list.responses['200'].content['application/json'].schema;
     assert.deepEqual(page.properties.faults.items.properties.kind.enum.includes('crash_loop'), true, 'response schemas from zod too');
     assert.equal(list.responses['401'].content['application/json'].schema.$ref, '#/components/schemas/Error');
+  });
+
+  it('documents what every route answers: a schema for each JSON success, a content type for the rest', () => {
+    const missing: string[] = [];
+    for (const [path, item] of Object.entries(doc.paths as Record<string, Json>))
+      for (const [method, op] of Object.entries(item).filter(([m]) => m !== 'servers') as [string, Json][]) {
+        const success = Object.entries(op.responses as Record<string, Json>).filter(([status]) => /^2\d\d$/.test(status));
+        if (success.length === 0) missing.push(`${method} ${path}: no success response`);
+        for (const [status, r] of success) {
+          if (status === '204') continue;
+          if (!r.content) missing.push(`${method} ${path} ${status}: no content type`);
+          for (const [type, c] of Object.entries((r.content ?? {}) as Record<string, Json>))
+            if (/\bjson\b/.test(type) && !(c.schema && (c.schema.type || c.schema.anyOf || c.schema.$ref))) missing.push(`${method} ${path} ${status} ${type}: no schema`);
+        }
+      }
+    assert.deepEqual(missing, []);
+  });
+
+  it('answers as documented: real responses match their response schemas', async () => {
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    await eventually(async () => (await fetch(`${base}/readyz`)).status === 200, 30_000, 'ready');
+    const paths = ['/healthz', '/readyz', '/api/openapi.json', '/api/v1/targets', '/api/v1/faults', '/api/v1/signatures', '/api/v1/rules', `/api/v1/timeline?from=${Date.now() - 3_600_000}&to=${Date.now()}`, '/api/v1/silences', '/api/v1/checks', '/api/v1/deliveries', '/api/v1/actions', '/api/v1/supervision'];
+    for (const path of paths) {
+      const res = await fetch(base + path);
+      assert.equal(res.status, 200, path);
+      const schema = doc.paths[path.split('?')[0]].get.responses['200'].content['application/json'].schema;
+      const validate = ajv.compile(schema);
+      assert.ok(validate(await res.json()), `${path}: ${ajv.errorsText(validate.errors)}`);
+    }
   });
 
   it('renders a self-contained docs page grouped by tag', async () => {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { defineRoute, type RouteTable } from '../../api/route.js';
 import { FaultlineError, badRequest } from '../../errors.js';
 import { toFaultlineError, type ErrorBody } from '../../api/app.js';
@@ -24,6 +25,13 @@ function encodingOf(req: FastifyRequest): Encoding {
  * Export*ServiceResponse (with partial_success) on success, google.rpc.Status (protobuf) or a JSON error
  * object otherwise, in the request's encoding; 429/503 carry Retry-After.
  */
+/** The JSON form of an Export…ServiceResponse: empty, or partialSuccess with the count rejected. */
+const exportResponse = (rejectedField: string) =>
+  z.object({
+    partialSuccess: z.object({ [rejectedField]: z.number().describe('records rejected'), errorMessage: z.string() }).optional().describe('present when some records were rejected'),
+  });
+const REJECTED = { traces: 'rejectedSpans', logs: 'rejectedLogRecords', metrics: 'rejectedDataPoints' } as const;
+
 export function otlpHttpRoutes(table: RouteTable, pipeline: IngestPipeline): void {
   for (const signal of ['traces', 'logs', 'metrics'] as const)
     defineRoute(
@@ -36,7 +44,13 @@ export function otlpHttpRoutes(table: RouteTable, pipeline: IngestPipeline): voi
         tags: ['ingest'],
         scope: 'ingest',
         rawBody: { contentTypes: [PROTOBUF, JSON_TYPE], description: `an Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceRequest` },
-        responses: { 200: { description: `Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceResponse (partial_success when some records were rejected)` } },
+        responses: {
+          200: {
+            description: `Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceResponse (partial_success when some records were rejected), in the request's encoding`,
+            contentType: [PROTOBUF, JSON_TYPE],
+            schema: exportResponse(REJECTED[signal]),
+          },
+        },
       },
       ({ req, reply }) => handle(signal, req, reply, pipeline),
     );
