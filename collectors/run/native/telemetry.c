@@ -165,7 +165,12 @@ static void settle(sender_t *s) {
     memcpy(s->queue, s->inflight, n * sizeof *s->queue);
     s->qlen += n;
   } else
-    for (size_t i = 0; i < n; i++) record_free(&s->inflight[i]);
+    /* No memory to keep them: dropped, and counted as such. */
+    for (size_t i = 0; i < n; i++) {
+      if (s->inflight[i].kind == KIND_HEARTBEAT) s->dropped_heartbeats++;
+      else s->dropped_events++;
+      record_free(&s->inflight[i]);
+    }
   free(s->inflight);
   s->inflight = NULL;
   s->nin = 0;
