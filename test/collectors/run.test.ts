@@ -222,6 +222,13 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
     assert.match(f.explanation, /chatty-1 exited at .* with exit code 6\. Last stderr: "fatal: out of widgets"$/);
   });
 
+  it('odd bytes on stderr (quotes, a backslash, a control character, invalid UTF-8) reach faultline as text', async () => {
+    const exit = await wrap(['--service', 'oddbytes', '--instance', 'oddbytes-1', '--', 'sh', '-c', 'printf \'said "no" to C:\\\\temp \\001 and \\377 here\\n\' >&2; exit 2']).exited;
+    assert.equal(exit.code, 2);
+    const f = await eventually(async () => (await faults('service=oddbytes')).find((x) => x.kind === 'crash'), 20_000, 'a crash fault');
+    assert.match(f.explanation, /Last stderr: "said "no" to C:\\temp .{0,6}and \uFFFD here"$/);
+  });
+
   if (impl.native)
     it('--restart always: the wrapper holds the same descriptors on every run (no leak)', async () => {
       // Sockets come and go with telemetry in flight, /proc files with sampling, and the wrapper closes its end
