@@ -4,7 +4,8 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort, startFaultline, type RunningFaultline } from '../../test/support/faultline.js';
+import { createServer } from 'node:net';
+import { startFaultline, type RunningFaultline } from '../../test/support/faultline.js';
 import { sleep, type Findings } from './harness.js';
 
 export type { RunningFaultline };
@@ -32,7 +33,7 @@ export async function chaosFaultline(
   opts: { config?: string[]; env?: Record<string, string>; host?: string; token?: string } = {},
 ): Promise<ChaosFaultline> {
   const host = opts.host ?? '127.0.0.1';
-  const ports = { http: await freePort(), otlpHttp: await freePort(), otlpGrpc: await freePort() };
+  const ports = { http: await fixedPort(), otlpHttp: await fixedPort(), otlpGrpc: await fixedPort() };
   const config = join(dir, 'faultline.yaml');
   // Beyond loopback faultline requires tokens: one that may ingest and read.
   const auth = opts.token ? ['auth:', '  tokens:', `    - { name: chaos, token: "${opts.token}", scopes: [ingest, admin] }`] : [];
@@ -97,4 +98,20 @@ export interface FaultView {
 
 export async function faultsOf(fl: ChaosFaultline, query = ''): Promise<FaultView[]> {
   return (await fl.get<{ faults: FaultView[] }>(`/api/v1/faults?limit=500${query ? `&${query}` : ''}`)).faults;
+}
+
+/**
+ * A free port below the ephemeral range (32768 and up on Linux), so that no outgoing connection takes it
+ * between now and a restart of the instance that listens on it.
+ */
+async function fixedPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
 }

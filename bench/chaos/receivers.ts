@@ -16,6 +16,8 @@ export interface Page {
   host?: string;
   /** When it first arrived (ms). */
   at: number;
+  /** The URL path it came to (scenarios with several instances give each its own). */
+  path: string;
 }
 
 /**
@@ -30,8 +32,8 @@ export interface Pager {
   rx: Receiver;
   /** The distinct events received (first arrival of each webhook-id), and how many requests in all. */
   pages(): { distinct: Page[]; total: number; badSignatures: number };
-  /** The endpoint's config line. */
-  endpoint(name: string, extra?: string): string;
+  /** The endpoint's config line; `path` defaults to its name. */
+  endpoint(name: string, extra?: string, path?: string): string;
 }
 
 interface Generic {
@@ -54,11 +56,11 @@ export async function startPager(f: Findings, answer?: (n: number) => Answer): P
         if (!verify([secret], { id: r.id, timestamp: r.timestamp, signature: r.signature }, r.body).ok) badSignatures++;
         if (byId.has(r.id)) continue;
         const body = JSON.parse(r.body) as Generic;
-        byId.set(r.id, { id: r.id, type: body.type, faultId: body.fault?.id, kind: body.fault?.kind, service: body.fault?.target?.service, host: body.fault?.target?.host, at: r.at });
+        byId.set(r.id, { id: r.id, type: body.type, faultId: body.fault?.id, kind: body.fault?.kind, service: body.fault?.target?.service, host: body.fault?.target?.host, at: r.at, path: r.path });
       }
       return { distinct: [...byId.values()], total: rx.received.length, badSignatures };
     },
-    endpoint: (name, extra = '') =>
-      `    - { name: ${name}, url: "${rx.url}/${name}", secrets: ["${secret}"], backoff: { initial: 100ms, max: 1s }${extra ? `, ${extra}` : ''} }`,
+    endpoint: (name, extra = '', path = name) =>
+      `    - { name: ${name}, url: "${rx.url}/${path}", secrets: ["${secret}"], backoff: { initial: 100ms, max: 1s }${extra ? `, ${extra}` : ''} }`,
   };
 }

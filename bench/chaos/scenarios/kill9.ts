@@ -4,11 +4,12 @@
  * acknowledged record is stored exactly once, every crash is one fault, every fault one page.
  */
 import { removeDir, tempDir } from '../../../test/support/faultline.js';
+import { checkCrashes } from '../crashes.js';
 import { chaosFaultline, faultsOf } from '../faultline.js';
-import { sleep, waitFor, type Scenario } from '../harness.js';
+import { sleep, type Scenario } from '../harness.js';
 import { checkLedger } from '../ledger.js';
 import { startLoad } from '../load.js';
-import { isPage, startPager } from '../receivers.js';
+import { startPager } from '../receivers.js';
 import { LOAD_SERVICE } from '../records.js';
 import { withStoppedStore } from '../store.js';
 import { startTarget, type Target } from '../targets.js';
@@ -76,31 +77,7 @@ export const kill9: Scenario = {
     f.figure('load: connections broken by the kill', result.brokenConnections);
     f.figure('load: connections refused while faultline was down', result.refusedConnections);
 
-    // Every crash is one fault, opened once.
-    const crashServices = targets.map((t) => t.service);
-    const faults = await waitFor(async () => {
-      const list = (await faultsOf(fl)).filter((x) => x.target && crashServices.includes(x.target.service));
-      return crashServices.every((s) => list.some((x) => x.target!.service === s)) && list;
-    }, 45_000);
-    const list = faults || (await faultsOf(fl)).filter((x) => x.target && crashServices.includes(x.target.service));
-    const missing = crashServices.filter((s) => !list.some((x) => x.target!.service === s));
-    const doubled = crashServices.filter((s) => list.filter((x) => x.target!.service === s).length > 1);
-    f.loss('crash faults', missing.length, missing.length ? `no fault for ${missing.join(', ')}` : `${crashServices.length} crashes, ${list.length} faults`);
-    f.check('each crash opened one fault', doubled.length === 0, doubled.length ? `more than one fault for ${doubled.join(', ')}` : 'one each');
-    f.check('the faults are crashes', list.every((x) => x.kind === 'crash'), list.map((x) => `${x.target!.service}:${x.kind}`).join(' '));
-
-    // Every fault one page: distinct by webhook-id, none lost, none doubled; repeats of one id are fine.
-    const ids = new Set(list.map((x) => x.id));
-    await waitFor(async () => [...ids].every((id) => pager.pages().distinct.some((p) => isPage(p) && p.faultId === id)), 30_000);
-    await sleep(3000); // a doubled page would come now
-    const pages = pager.pages();
-    const opened = pages.distinct.filter((p) => isPage(p) && p.service && crashServices.includes(p.service));
-    const unpaged = [...ids].filter((id) => !opened.some((p) => p.faultId === id));
-    const twice = [...ids].filter((id) => opened.filter((p) => p.faultId === id).length > 1);
-    f.loss('pages', unpaged.length, unpaged.length ? `no page for ${unpaged.join(', ')} (received: ${pages.distinct.map((p) => `${p.type} ${p.service ?? ''} ${p.faultId ?? ''}`).join('; ')})` : `${opened.length} pages (fault.opened/escalated) for ${ids.size} faults`);
-    f.check('no page doubled (distinct webhook-ids per fault)', twice.length === 0, twice.length ? `faults paged under two ids: ${twice.join(', ')}` : `${pages.distinct.length} distinct events in ${pages.total} requests`);
-    f.check('every page signed', pages.badSignatures === 0, `${pages.badSignatures} bad signatures`);
-    f.figure('pages: distinct events / requests', `${pages.distinct.length} / ${pages.total}`);
+    await checkCrashes(f, fl, pager, targets.map((t) => t.service));
 
     const loadFaults = (await faultsOf(fl, `service=${LOAD_SERVICE}`)).length;
     f.check('no fault for the load\'s heartbeat targets (they beat throughout, then stopped on purpose)', loadFaults === 0, `${loadFaults} faults`);
