@@ -73,7 +73,7 @@ async function main(): Promise<void> {
   const disk = proto ? printDisk(proto) : undefined;
   const jsonCeiling = await phase('ceiling json', () => ceilingPhase('ceiling json', otlp('json', SHORT)), R);
   const json = await phase('faultline json', () => faultlinePhase('faultline json', otlp('json', SECONDS)), R);
-  const steady = await phase('faultline 10k spans/s', () => faultlinePhase('faultline 10k spans/s', otlp('protobuf', SECONDS, { rate: 100 })), R);
+  const steady = await phase('faultline 10k spans/s (embedded)', () => faultlinePhase('faultline 10k spans/s (embedded)', otlp('protobuf', SECONDS, { rate: 100 })), R);
   // The same loads against a store by URL (the engine behind ClickHouse's HTTP interface in a process of
   // its own, on the other core, as a ClickHouse server would be): faultline's own CPU and memory.
   const byUrl = (name: string, spec: Spec) => phase(name, () => faultlinePhase(name, spec, { storeProcess: true }), R);
