@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { Auth, OpenApiRegistry, apiRoutes, checkRoutes, createApp, faultRoutes, targetRoutes, timelineRoutes, type RouteTable } from './api/index.js';
 import { clientTimeouts } from './api/app.js';
 import { LiveFeed, dashboardRoutes } from './dashboard/index.js';
-import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type PhiOptions } from './detect/index.js';
+import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type Ownership, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
 import { FaultReader, FaultWriter } from './faults/index.js';
@@ -21,8 +21,9 @@ import { pingRoutes } from './ingest/ping/routes.js';
 import type { Logger } from './log/index.js';
 import { Registry, ingestMetrics } from './metrics/index.js';
 import { VERSION } from './version.js';
-import { migrate, openStore, type Store } from './store/index.js';
+import { migrate, openStore, type Store, type TableName } from './store/index.js';
 import { Writer } from './writer/index.js';
+import { Cluster, clusterRoutes, instanceId } from './cluster/index.js';
 
 export { VERSION };
 
@@ -51,6 +52,9 @@ export class FaultlineServer {
   /** Where escalation's events go (the webhook deliverer, once configured). */
   deliverer?: EventSink;
   private webhooks?: Deliverer;
+  /** Set when `cluster:` is configured: this instance shares the work with others on the same store. */
+  cluster?: Cluster;
+  private readonly startedAt = Date.now();
   private stopped?: Promise<void>;
   readonly registry = new Registry();
   /** API tokens; the dashboard checks its pages' scope with the same instance. */
@@ -81,7 +85,8 @@ export class FaultlineServer {
     const store = (this.store = await openStore(config));
     log.info('store opened', { kind: store.kind, location: store.location, database: store.database });
     // Templates were checked with the config; the deliverer reads the store only from start() on.
-    const webhooks = (this.webhooks = new Deliverer(store, config.webhooks, log, this.registry));
+    const clusterId = config.cluster ? instanceId(config.cluster, config.data_dir) : undefined;
+    const webhooks = (this.webhooks = new Deliverer(store, config.webhooks, log, this.registry, { instance: clusterId }));
     this.deliverer = webhooks;
 
     const writer = (this.writer = new Writer(
@@ -103,7 +108,8 @@ export class FaultlineServer {
 
     const pipeline = new IngestPipeline(writer, metrics, config);
     const faultWriter = (this.faultWriter = new FaultWriter(store, log));
-    const detector = (this.detector = this.createDetector(faultWriter, rules));
+    // Ownership is asked only once the cluster has joined (start-up below); before, nothing is decided.
+    const detector = (this.detector = this.createDetector(faultWriter, rules, { owns: (key) => !this.config.cluster || (this.cluster?.owns(key) ?? false) }));
     detector.openedListeners.push((f) => this.feed.faultOpened(f));
     detector.resolvedListeners.push((f) => this.feed.faultResolved(f));
     const { error_rate: er, resource: rs } = config.detection;
@@ -125,10 +131,14 @@ export class FaultlineServer {
       minFit: rs.min_fit,
       refuteAfterMs: rs.refute_after_ms,
     });
-    pipeline.onDurable = (tables, at) => {
+    const judge = (tables: Map<TableName, object[]>, at: number) => {
       detector.observe(tables, at);
       errorRates.observe(tables, at);
       checkMonitor.observe(tables);
+    };
+    pipeline.onDurable = (tables, at) => {
+      this.cluster?.ingested(tables);
+      judge(tables, at);
     };
     const checks = new CheckRegistry(pipeline, config);
 
@@ -153,6 +163,8 @@ export class FaultlineServer {
     checkRoutes(table, { store, registry: checks, monitor: checkMonitor });
     const otlp = (this.otlp = createApp(appOpts));
     otlpHttpRoutes({ app: otlp, registry: this.openapi, auth: this.auth, listener: 'otlp_http' }, pipeline);
+    let apiAddress = '';
+    clusterRoutes(table, { cluster: () => this.cluster, detector: () => this.detector, standalone: () => ({ address: apiAddress, version: VERSION, startedAt: this.startedAt }) });
     dashboardRoutes(api, { app: api, feed: this.feed, auth: this.auth, log });
     this.apps = [api, otlp];
 
@@ -163,15 +175,21 @@ export class FaultlineServer {
     const http = await listen(api, host, config.server.http_port);
     const otlpHttp = await listen(otlp, host, config.server.otlp_http_port);
     otlpHttpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${otlpHttp}`;
+    apiAddress = `http://${host.includes(':') ? `[${host}]` : host}:${http}`;
+    if (config.cluster && clusterId)
+      this.cluster = new Cluster(store, { ...config.cluster, instance_id: clusterId, address: config.cluster.address ?? apiAddress }, VERSION, log);
     this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth, config.server.idle_timeout_ms);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
     this.preparing = this.prepareStore(store, checks).then(
       async () => {
         writer.storeIsReady();
+        // Ownership is known before anything is restored or decided (an exit left undecided is decided by its owner).
+        await this.cluster?.start();
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
         await this.startEscalation(store, silences, detector, () => restoreDetector(detector, store, new FaultReader(store), rules.current, log));
         detector.start();
+        this.cluster?.attach({ detector, escalator: () => this.escalator, deliverer: webhooks, judge });
         await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
         checkMonitor.start();
         this.monitorTimer = setInterval(() => {
@@ -217,7 +235,7 @@ export class FaultlineServer {
 
   /** Escalation listens before detection state is rebuilt: a fault decided at start (an exit while faultline was down) is acted on too. */
   private async startEscalation(store: Store, silences: Silences, detector: Detector, restoreDetection: () => Promise<void>): Promise<void> {
-    await silences.load();
+    await this.untilStoreAnswers('silences', () => silences.load());
     const sink: EventSink = {
       enqueue: (events) => {
         this.feed.escalated(events);
@@ -230,8 +248,8 @@ export class FaultlineServer {
     detector.resolvedListeners.push((f) => escalator.resolved(f));
     detector.newSignatureListeners.push((sig, first) => escalator.newSignature(sig, first));
     detector.recurrenceListeners.push((f, before) => void escalator.recurred(f, before));
-    await restoreDetection();
-    await escalator.restore(detector.open.values());
+    await this.untilStoreAnswers('detection state', restoreDetection);
+    await this.untilStoreAnswers('supervisor actions', () => escalator.restore(detector.open.values()));
     this.escalationTimer = setInterval(() => escalator.tick(), 250);
     this.escalationTimer.unref();
     this.escalator = escalator;
@@ -239,7 +257,21 @@ export class FaultlineServer {
 
   private escalationTimer?: NodeJS.Timeout;
 
-  private createDetector(writer: FaultWriter, rules: RulesManager): Detector {
+  /** Start-up reads of the store, retried while it does not answer (it answered the migrations a moment ago). */
+  private async untilStoreAnswers(what: string, read: () => Promise<void>): Promise<void> {
+    for (let delay = 500; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        return await read();
+      } catch (err) {
+        if (this.abort.signal.aborted) throw err;
+        this.log.warn(`cannot read ${what} from the store at start; retrying`, { error: err, retry_in_ms: delay });
+        await sleep(delay, undefined, { signal: this.abort.signal }).catch(() => undefined);
+        if (this.abort.signal.aborted) throw err;
+      }
+    }
+  }
+
+  private createDetector(writer: FaultWriter, rules: RulesManager, ownership: Ownership): Detector {
     const d = this.config.detection;
     const phiOf = (p: Partial<typeof d.phi>): Partial<PhiOptions> =>
       Object.fromEntries(
@@ -262,6 +294,7 @@ export class FaultlineServer {
         log: this.log,
         opened: this.registry.counter('faultline_faults_opened_total', 'Faults opened, by kind.'),
         phiFor: (service) => perService.get(service) ?? base,
+        ownership,
       },
       { ...DEFAULT_DETECTOR, phi: base, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms },
     );
@@ -284,6 +317,8 @@ export class FaultlineServer {
     this.rules?.close();
     clearInterval(this.monitorTimer);
     clearInterval(this.escalationTimer);
+    // Leaving: the others take this instance's targets at once rather than after the lease.
+    await this.cluster?.stop().catch((err) => this.log.warn('could not say goodbye to the cluster', { error: err }));
     this.checkMonitor?.shutdown();
     this.detector?.shutdown();
     if (this.writer) {

@@ -22,6 +22,7 @@ const ENV_OVERRIDES: ReadonlyArray<[string, string[], 'string' | 'int' | 'bool']
   ['FAULTLINE_CLICKHOUSE_DATABASE', ['store', 'database'], 'string'],
   ['FAULTLINE_MAX_WAL_BYTES', ['writer', 'max_wal_bytes'], 'int'],
   ['FAULTLINE_PING_AUTO_CREATE', ['ping', 'auto_create'], 'bool'],
+  ['FAULTLINE_CLUSTER_INSTANCE_ID', ['cluster', 'instance_id'], 'string'],
 ];
 
 export const ENV_NAMES = ENV_OVERRIDES.map(([name]) => name);

@@ -3,6 +3,7 @@ import { cronProblem, zoneProblem } from '../detect/schedule.js';
 import { DurationSchema } from './duration.js';
 import { EscalationSchema, escalationEndpoints } from '../escalate/config.js';
 import { WebhooksSchema } from '../deliver/config.js';
+import { ClusterSchema } from '../cluster/config.js';
 
 const port = z.number().int().min(0).max(65535);
 const bytes = z.number().int().positive();
@@ -236,6 +237,8 @@ export const ConfigSchema = z
     escalation: EscalationSchema.prefault({}),
     webhooks: WebhooksSchema.prefault({}),
     auth: AuthSchema.prefault({}),
+    /** Several instances on one store (README "Running more than one instance"); absent: this one alone. */
+    cluster: ClusterSchema.optional(),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -267,6 +270,13 @@ export const ConfigSchema = z
         code: 'custom',
         path: ['server', 'host'],
         message: `faultline binds to "${cfg.server.host}", reachable from other machines, but no API tokens are configured: add auth.tokens (README "Authentication") or bind to 127.0.0.1`,
+      });
+    // Instances share the work through their store: one that only they can reach shares nothing.
+    if (cfg.cluster && !cfg.store.clickhouse_url)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster'],
+        message: 'several instances share one ClickHouse server: set store.clickhouse_url (FAULTLINE_CLICKHOUSE_URL); the embedded store belongs to one process',
       });
     const names = new Set<string>();
     cfg.auth.tokens.forEach((t, i) => {

@@ -13,7 +13,7 @@ import { DeliveryError } from './errors.js';
 import { WebhookEventSchema, type DeliveryState, type WebhookEvent } from './events.js';
 import { deliveryMetrics, type DeliveryMetrics } from './metrics.js';
 import { fromOutbox, fromResume, render } from './admission.js';
-import { DeliveryStore, deliveryKey, storeUnavailable, type OutboxRow, type StateRow } from './outbox.js';
+import { DeliveryStore, deliveryKey, storeUnavailable, type OutboxRow, type ResumeRow, type StateRow } from './outbox.js';
 import { Rounds } from './rounds.js';
 import { secretKey, sign } from './signing.js';
 import { loadTemplates, TemplateError, type Template } from './templates.js';
@@ -23,6 +23,8 @@ export interface DelivererOptions {
   now?: () => number;
   random?: () => number;
   transports?: Record<string, (url: URL, maxSockets: number) => Transport>;
+  /** This instance's id in a cluster: it resumes only the deliveries it admitted or claimed. */
+  instance?: string;
 }
 
 interface Endpoint {
@@ -59,6 +61,9 @@ export class Deliverer {
   private readonly random: () => number;
   private started = false;
   private stopping = false;
+  /** Cleared while this instance is stepped down from its cluster: nothing is sent meanwhile. */
+  private sending = true;
+  private readonly instance?: string;
   private stopped?: Promise<void>;
 
   /** Throws TemplateError when a template cannot be compiled (normally caught when the config loads). */
@@ -73,6 +78,7 @@ export class Deliverer {
     setMaxListeners(0, this.abort.signal);
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
+    this.instance = opts.instance;
     this.db = new DeliveryStore(store, log);
     const templates = loadTemplates(config.templates);
     const transports = { ...TRANSPORTS, ...opts.transports };
@@ -146,7 +152,7 @@ export class Deliverer {
     const known = await this.untilStored(() => this.db.existing(events));
     const now = this.now();
     const rows = events.filter((ev) => !known.has(deliveryKey(ev.endpoint, ev.id))).map((ev) => render(ev, this.endpoints.get(ev.endpoint)!, now));
-    await this.db.writeOutbox(rows.map((r) => r.row));
+    await this.db.writeOutbox(rows.map((r) => (this.instance ? { ...r.row, instance: this.instance } : r.row)));
     for (const { row, renderError } of rows) this.accept(row, renderError);
   });
 
@@ -183,7 +189,7 @@ export class Deliverer {
       this.log.error('webhook deliveries could not be resumed from the store; retrying in the background', { error: err });
       this.resuming = this.resumeLater();
     }
-    for (const ep of this.endpoints.values()) ep.worker.start();
+    if (this.sending) for (const ep of this.endpoints.values()) ep.worker.start();
     const off = [...this.endpoints.values()].filter((e) => e.worker.disabled).map((e) => e.config.name);
     this.log.info('webhook delivery started', { endpoints: this.endpoints.size, pending: this.active.size, disabled: off.join(',') || undefined });
   }
@@ -210,7 +216,55 @@ export class Deliverer {
       const ep = this.endpoints.get(name);
       if (ep && ep.urlHash === info.urlHash) ep.worker.disabled = { reason: info.reason, at: info.at };
     }
-    const rows = await this.db.pending(this.endpointNames(), this.now() - RESUME_WINDOW_MS);
+    const rows = await this.db.pending(this.endpointNames(), this.now() - RESUME_WINDOW_MS, this.instance ? [this.instance] : undefined);
+    this.take(rows);
+    if (rows.length > 0) this.log.info('webhook deliveries resumed', { deliveries: rows.length });
+  }
+
+  /**
+   * Takes over the pending deliveries of instances that are gone (cluster hand-over): claimed in the store
+   * first, so the one that left does not send them again if it comes back, then queued with the attempts
+   * and backoff they had. A receiver sees each at most once more than it acknowledged (the webhook-id is
+   * the same: it deduplicates an attempt the dead instance made without recording it).
+   */
+  async adopt(from: string[]): Promise<number> {
+    if (!this.instance || from.length === 0 || this.stopping) return 0;
+    const rows = (await this.db.pending(this.endpointNames(), this.now() - RESUME_WINDOW_MS, from)).filter((r) => !this.active.has(deliveryKey(r.endpoint, r.id)));
+    if (rows.length === 0) return 0;
+    await this.db.claim(rows, this.instance, this.now());
+    this.take(rows);
+    this.log.info('webhook deliveries taken over from instances gone', { deliveries: rows.length, from: from.join(',') });
+    return rows.length;
+  }
+
+  /**
+   * Stops (false) or restarts (true) sending: an instance cut from its cluster's store sends nothing, since
+   * another takes its deliveries over. Back, it first drops what was claimed by another meanwhile.
+   */
+  async setSending(on: boolean): Promise<void> {
+    if (on === this.sending) return;
+    this.sending = on;
+    if (!on) {
+      for (const ep of this.endpoints.values()) ep.worker.stop();
+      return;
+    }
+    if (this.instance) {
+      const claims = await this.db.claims([...this.active.values()]);
+      let dropped = 0;
+      for (const [key, owner] of claims)
+        if (owner !== this.instance && this.active.has(key)) {
+          const d = this.active.get(key)!;
+          this.active.delete(key);
+          this.endpoints.get(d.endpoint)?.worker.remove(key);
+          dropped++;
+        }
+      if (dropped > 0) this.log.info('webhook deliveries taken over by another instance while this one was cut off; not sent here', { deliveries: dropped });
+    }
+    if (!this.sending || this.stopping || !this.started) return;
+    for (const ep of this.endpoints.values()) if (!ep.worker.disabled) ep.worker.start();
+  }
+
+  private take(rows: ResumeRow[]): void {
     for (const r of rows) {
       const key = deliveryKey(r.endpoint, r.id);
       if (this.active.has(key) || this.reserving.has(key)) continue;
@@ -223,7 +277,6 @@ export class Deliverer {
       this.active.set(key, d);
       ep.worker.add(d);
     }
-    if (rows.length > 0) this.log.info('webhook deliveries resumed', { deliveries: rows.length });
   }
 
   /** One attempt of one delivery, its record, and what follows: done, retry later, dead or disabled. */
@@ -272,7 +325,8 @@ export class Deliverer {
     d.dueAt = next.at;
     d.final = next.at >= d.deadline;
     this.record(d, { ...attempt, state: 'pending', error, next_at: next.at });
-    if (this.stopping) return;
+    // Taken over by another instance while this attempt was in flight: the retry is that one's.
+    if (this.stopping || !this.active.has(d.key)) return;
     ep.worker.add(d);
   }
 

@@ -78,6 +78,12 @@ export class EndpointWorker {
     this.timerAt = Infinity;
   }
 
+  /** Takes one queued delivery out (another instance delivers it now). */
+  remove(key: string): void {
+    const keep = this.queue.drain().filter((d) => d.key !== key);
+    keep.forEach((d) => this.queue.push(d));
+  }
+
   /** Takes every queued delivery out (the endpoint was disabled). */
   drain(): Delivery[] {
     return this.queue.drain();

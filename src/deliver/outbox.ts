@@ -17,6 +17,8 @@ export interface OutboxRow {
   body: string;
   /** The faults the event is about (the fault's evidence lists its deliveries by them). */
   fault_ids: string[];
+  /** The instance that admitted it and delivers it while it lives ('' alone). */
+  instance?: string;
 }
 
 /** The faults an event's data names: its fault, the faults of a notification, an action's fault. */
@@ -124,7 +126,7 @@ export class DeliveryStore {
   private async drain(): Promise<void> {
     let delay = 100;
     // Outbox first: an attempt's state row never lands before its event.
-    const order = ['delivery_outbox', 'delivery_endpoints', 'delivery_attempts'];
+    const order = ['delivery_outbox', 'delivery_claims', 'delivery_endpoints', 'delivery_attempts'];
     while (this.queued.size > 0) {
       const table = order.find((t) => this.queued.has(t)) ?? [...this.queued.keys()][0];
       const q = this.queued.get(table)!;
@@ -185,9 +187,19 @@ export class DeliveryStore {
     return new Set(rows.map((r) => deliveryKey(r.endpoint, r.id)));
   }
 
-  /** Deliveries of these endpoints still pending (no state yet, or pending), newer than `sinceMs`. */
-  async pending(endpoints: string[], sinceMs: number): Promise<ResumeRow[]> {
+  /**
+   * Deliveries of these endpoints still pending (no state yet, or pending), newer than `sinceMs`; with
+   * `owners`, only those whose instance (the newest claim, else the one that admitted it) is one of them.
+   */
+  async pending(endpoints: string[], sinceMs: number, owners?: string[]): Promise<ResumeRow[]> {
     if (endpoints.length === 0) return [];
+    const claims = owners
+      ? `LEFT JOIN (
+           SELECT endpoint, id, argMax(instance, claimed_at) AS c_instance FROM ${this.db}.delivery_claims
+           WHERE endpoint IN {eps:Array(String)} GROUP BY endpoint, id
+         ) AS c ON c.endpoint = o.endpoint AND c.id = o.id`
+      : '';
+    const owned = owners ? `AND if(c.c_instance = '', o.instance, c.c_instance) IN {owners:Array(String)}` : '';
     const rows = await this.store.query<Record<string, string | number>>(
       `SELECT o.id AS id, o.endpoint AS endpoint, o.type AS type, o.body AS body, o.content_type AS content_type,
               toUnixTimestamp64Milli(o.created_at) AS created_at,
@@ -199,10 +211,11 @@ export class DeliveryStore {
                 argMax(toUnixTimestamp64Milli(a.next_at), a.rev) AS s_next_at, argMax(toUnixTimestamp64Milli(a.deadline_at), a.rev) AS s_deadline
          FROM ${this.db}.delivery_attempts AS a WHERE a.endpoint IN {eps:Array(String)} GROUP BY endpoint, id
        ) AS s ON s.endpoint = o.endpoint AND s.id = o.id
+       ${claims}
        WHERE o.endpoint IN {eps:Array(String)} AND o.created_at >= fromUnixTimestamp64Milli({since:Int64})
-         AND (s.s_rev = 0 OR s.s_state = 'pending')
+         AND (s.s_rev = 0 OR s.s_state = 'pending') ${owned}
        ORDER BY o.created_at`,
-      { eps: endpoints, since: sinceMs },
+      { eps: endpoints, since: sinceMs, owners: owners ?? [] },
     );
     const seen = new Set<string>();
     return rows
@@ -219,6 +232,25 @@ export class DeliveryStore {
         next_at: Number(r.next_at),
       }))
       .filter((r) => !seen.has(deliveryKey(r.endpoint, r.id)) && seen.add(deliveryKey(r.endpoint, r.id)));
+  }
+
+  /** Records that `instance` delivers these from now on (a hand-over); resolves once stored. */
+  claim(keys: { endpoint: string; id: string }[], instance: string, at: number): Promise<void> {
+    return this.write(
+      'delivery_claims',
+      keys.map((k) => ({ endpoint: k.endpoint, id: k.id, instance, claimed_at: at })),
+    );
+  }
+
+  /** The newest claim of each of these deliveries that has one: instance by delivery key. */
+  async claims(keys: { endpoint: string; id: string }[]): Promise<Map<string, string>> {
+    if (keys.length === 0) return new Map();
+    const rows = await this.store.query<{ endpoint: string; id: string; instance: string }>(
+      `SELECT endpoint, id, argMax(instance, claimed_at) AS instance FROM ${this.db}.delivery_claims
+       WHERE id IN {ids:Array(String)} GROUP BY endpoint, id`,
+      { ids: [...new Set(keys.map((k) => k.id))] },
+    );
+    return new Map(rows.map((r) => [deliveryKey(r.endpoint, r.id), r.instance]));
   }
 
   /** The endpoints whose newest decision is "disabled", with the URL hash it was made for. */

@@ -9,6 +9,7 @@ import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './fact
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
 import { targetKey, TargetState, type TargetInfo } from './target.js';
 import { exitFromRow, msOf, type Row } from './rows.js';
+import { ALONE, hostKey, ownerKeyOf, type Ownership } from './ownership.js';
 
 export interface DetectorOptions {
   phi: PhiOptions;
@@ -83,7 +84,19 @@ export interface DetectorDeps {
   now?: () => number;
   /** φ settings of a service (per-service overrides of the defaults). */
   phiFor?: (service: string) => PhiOptions;
+  /** Which targets, hosts, services and checks this instance decides about (default: all of them). */
+  ownership?: Ownership;
 }
+
+/** An exit of a target another instance decides about, kept in case its owner dies before deciding it. */
+interface DeferredExit {
+  exit: ExitEvidence;
+  replacedBy?: string;
+  until: number;
+}
+
+/** How long an exit left to another instance is kept beyond the rules' window and deploy grace. */
+const DEFER_EXTRA_MS = 60_000;
 
 /**
  * Turns evidence into faults. Ingest hands every acknowledged batch to `observe()` (a bounded queue, so a
@@ -118,14 +131,23 @@ export class Detector {
   private readonly signatureHistory = new Map<string, SignatureHistory>();
   /** Monitors that react to faults resolved (escalation settles actions and notifies). */
   readonly resolvedListeners: ((f: Fault) => void)[] = [];
+  /** Told when a fault another instance decided is learned from the store, or learned resolved (cluster). */
+  readonly learnedListeners: ((f: Fault) => void)[] = [];
+  private readonly deferred = new Map<string, DeferredExit>();
   private ready = false;
   private readonly now: () => number;
+  private readonly ownership: Ownership;
 
   constructor(
     private readonly deps: DetectorDeps,
     readonly opts: DetectorOptions = DEFAULT_DETECTOR,
   ) {
     this.now = deps.now ?? Date.now;
+    this.ownership = deps.ownership ?? ALONE;
+  }
+
+  private owns(key: string): boolean {
+    return this.ownership.owns(key);
   }
 
   /** Whether state is rebuilt and evidence is being judged: only then is `open` the whole truth. */
@@ -270,6 +292,12 @@ export class Detector {
   decideExit(e: ExitEvidence, replacedBy?: string): Fault | undefined {
     const id = faultId('exit', e.service, e.instance, e.at);
     if (this.knownIds.has(id)) return undefined;
+    if (!this.owns(targetKey(e.service, e.instance))) {
+      const { window, deploy_grace } = this.deps.rules().settings;
+      this.deferred.set(id, { exit: e, replacedBy, until: this.now() + window + deploy_grace + DEFER_EXTRA_MS });
+      return undefined;
+    }
+    this.deferred.delete(id);
     const rules = this.deps.rules();
     const window = rules.settings.crash_loop_window;
     const recent = (this.abnormalExits.get(e.service) ?? []).filter((at) => at > e.at - window && at < e.at);
@@ -396,6 +424,77 @@ export class Detector {
     }
   }
 
+  /**
+   * A fault read back from the store that another instance decided (or this one, earlier): it is never
+   * raised again here, and is tracked while open, so that an instance taking over its target resolves it,
+   * crash loops count its exits and the API counts it. A resolution is final whoever made it.
+   */
+  learn(f: Fault): void {
+    const known = this.knownIds.has(f.id) || this.open.has(f.id);
+    this.knownIds.add(f.id);
+    this.deferred.delete(f.id);
+    for (const ev of f.evidence)
+      if (ev.type === 'exit' && ev.service && ev.instance) this.knownIds.add(faultId('exit', ev.service, ev.instance, Date.parse(ev.at)));
+    const mine = this.open.get(f.id);
+    if (f.state === 'resolved') {
+      if (mine) this.forget(mine, f);
+      return;
+    }
+    if (mine) {
+      // Revisions by its owner (a crash loop's count, a note): this instance is not the one making them.
+      if (!this.owns(ownerKeyOf(f))) Object.assign(mine, { occurrences: f.occurrences, explanation: f.explanation, evidence: f.evidence });
+      return;
+    }
+    if (!known && (f.kind === 'crash' || f.kind === 'oom' || f.kind === 'crash_loop')) this.recordAbnormalExit(f.service, f.startedAt);
+    this.track(f);
+    this.knowSignature(f.signature);
+    if (f.kind === 'silent' && !f.instance) for (const t of this.targets.values()) if (t.info.host === f.host) t.status = 'silent';
+    if ((f.kind === 'silent' || f.kind === 'hang') && f.instance) {
+      const t = this.targets.get(targetKey(f.service, f.instance));
+      if (t) t.status = 'silent';
+    }
+    for (const listener of this.learnedListeners) listener(f);
+  }
+
+  /** Stops tracking an open fault that was resolved elsewhere (nothing is written: its resolver did). */
+  private forget(f: Fault, resolved: Fault): void {
+    Object.assign(f, { state: 'resolved', resolvedAt: resolved.resolvedAt, explanation: resolved.explanation });
+    this.open.delete(f.id);
+    const history = this.signatureHistory.get(f.signature);
+    if (history && history.open > 0) history.open--;
+    if (f.kind === 'silent' && !f.instance) this.openByHost.delete(f.host);
+    else if (f.instance) this.openByTarget.get(targetKey(f.service, f.instance))?.delete(f.id);
+    for (const listener of this.learnedListeners) listener(f);
+  }
+
+  /** Fault ids of exits left to another instance that this one owns now and that no fault is known for. */
+  deferredToDecide(): string[] {
+    return [...this.deferred.entries()].filter(([id, d]) => !this.knownIds.has(id) && this.owns(targetKey(d.exit.service, d.exit.instance))).map(([id]) => id);
+  }
+
+  /**
+   * Decides the exits whose owner went away before deciding them (hand-over). The caller first learns the
+   * faults the store already holds for them (`learn`), so none is raised twice.
+   */
+  decideDeferred(ids: string[]): number {
+    let decided = 0;
+    for (const id of ids) {
+      const d = this.deferred.get(id);
+      if (!d || this.knownIds.has(id)) continue;
+      this.deferred.delete(id);
+      if (this.decideExit(d.exit, d.replacedBy)) decided++;
+    }
+    return decided;
+  }
+
+  /** Marks fault ids as raised (found in the store by a hand-over) without tracking them. */
+  knowIds(ids: Iterable<string>): void {
+    for (const id of ids) {
+      this.knownIds.add(id);
+      this.deferred.delete(id);
+    }
+  }
+
   knowSignature(fp: string, history?: SignatureHistory): void {
     this.knownSignatures.add(fp);
     if (history) this.signatureHistory.set(fp, history);
@@ -430,6 +529,7 @@ export class Detector {
     where: { service: string; instance: string; host: string; version: string; startedAt: number; check?: string; causedBy?: string },
   ): Fault | undefined {
     if (this.knownIds.has(id) || this.open.has(id)) return undefined;
+    if (!this.owns(ownerKeyOf(where))) return undefined;
     const rules = this.deps.rules();
     const decision = rules.decide(trigger, facts);
     if (!decision || decision.kind === 'none') return undefined;
@@ -441,7 +541,7 @@ export class Detector {
   /** Resolves an open fault by id (a monitor saw its cause end); `note` is appended to its explanation. */
   resolveById(id: string, at = this.now(), note?: string): void {
     const f = this.open.get(id);
-    if (!f) return;
+    if (!f || !this.owns(ownerKeyOf(f))) return;
     if (note) f.explanation = `${f.explanation}. ${note}`;
     this.resolve(f, at);
   }
@@ -465,10 +565,10 @@ export class Detector {
     for (const id of [...(this.openByTarget.get(t.key) ?? [])]) {
       const f = this.open.get(id);
       // Only a heartbeat sent after the fault began proves the target healthy again.
-      if (f && f.kind !== 'crash_loop' && evidenceAt > f.startedAt) this.resolve(f, at);
+      if (f && f.kind !== 'crash_loop' && evidenceAt > f.startedAt && this.owns(ownerKeyOf(f))) this.resolve(f, at);
     }
     const hostFault = this.openByHost.get(t.info.host);
-    if (hostFault && this.open.get(hostFault)) {
+    if (hostFault && this.open.get(hostFault) && this.owns(ownerKeyOf(this.open.get(hostFault)!))) {
       this.resolve(this.open.get(hostFault)!, at);
       for (const other of this.targets.values()) if (other.info.host === t.info.host && other.status === 'silent') other.hb.refresh(at);
     }
@@ -499,6 +599,7 @@ export class Detector {
     if (now - this.lastEviction > 60_000) {
       this.evictGone(now);
       this.knownIds.prune(now);
+      for (const [id, d] of this.deferred) if (d.until < now || this.knownIds.has(id)) this.deferred.delete(id);
     }
   }
 
@@ -560,6 +661,8 @@ export class Detector {
   }
 
   private decideSilence(t: TargetState, now: number): void {
+    // Another instance's target stays as it is here: its owner decides, and this one learns the fault.
+    if (!this.owns(t.key)) return;
     t.status = 'silent';
     this.suspectedSince.delete(t.key);
     const id = faultId('silence', t.info.service, t.info.instance, t.hb.last);
@@ -575,6 +678,7 @@ export class Detector {
   }
 
   private decideHostSilence(host: string, targets: TargetState[], now: number): void {
+    if (!this.owns(hostKey(host))) return;
     const last = Math.max(...targets.map((t) => t.hb.last));
     for (const t of targets) {
       t.status = 'silent';
@@ -614,7 +718,7 @@ export class Detector {
       const exits = this.abnormalExits.get(f.service) ?? [];
       const lastExit = Math.max(f.startedAt, ...exits);
       const serviceAlive = [...this.targets.values()].some((t) => t.info.service === f.service && t.status === 'alive');
-      if (now - lastExit >= window && serviceAlive) this.resolve(f, now);
+      if (now - lastExit >= window && serviceAlive && this.owns(ownerKeyOf(f))) this.resolve(f, now);
     }
   }
 }

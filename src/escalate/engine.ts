@@ -10,6 +10,7 @@ import { Notifier, type Notification } from './notifier.js';
 import { resolveRoutes } from './routing.js';
 import type { Silences } from './silences.js';
 import { Backoff, Budget, labelsOf, matchesLabels, SupervisionTree, type Labels } from './tree.js';
+import { ALONE, ownerKeyOf, type Ownership } from '../detect/ownership.js';
 
 /** Where escalation hands its events: the webhook deliverer (durable, signed, retried). */
 export interface EventSink {
@@ -54,6 +55,13 @@ export class Escalator {
   readonly suppressed: { faultId: string; reason: string; at: number }[] = [];
   private readonly held = new Map<string, { fault: Fault; escalated: boolean }>();
   private readonly signatures: SignatureReader;
+  /**
+   * In a cluster: the faults whose escalation this instance runs (those of the targets it owns). While it
+   * owns nothing (stepped down: cut from the store) nothing is sent; what is due waits.
+   */
+  ownership: Ownership = ALONE;
+  /** False while this instance is stepped down (cluster): no action deadlines, no notifications. */
+  active: () => boolean = () => true;
 
   constructor(
     private readonly config: EscalationConfig,
@@ -93,6 +101,23 @@ export class Escalator {
   /** Knows an open fault without acting on it (restored at start: its action was taken before). */
   track(f: Fault): void {
     this.open.set(f.id, f);
+  }
+
+  /** A fault another instance escalates was resolved there: no longer open here (for inhibition). */
+  forget(id: string): void {
+    this.open.delete(id);
+    this.held.delete(id);
+  }
+
+  /**
+   * Takes over the escalation of open faults whose owner went away (cluster hand-over): their actions are
+   * read back from the store as at a restart, so an action sent keeps its deadline and one still pending
+   * is sent (once: its id is its webhook-id and the outbox skips an event it holds).
+   */
+  async adopt(faults: Fault[]): Promise<void> {
+    if (faults.length === 0) return;
+    for (const f of faults) this.track(f);
+    await this.restoreActions([], new Set(faults.map((f) => f.id)));
   }
 
   /** A fault opened: supervise it, and notify (unless muted). */
@@ -195,9 +220,10 @@ export class Escalator {
 
   /** Deadlines of actions, and notifications that are due. */
   tick(): void {
+    if (!this.active()) return;
     const now = this.now();
     for (const a of this.actions.values())
-      if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId))
+      if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId) && this.ownership.owns(ownerKeyOf(this.open.get(a.faultId)!)))
         this.settle(a, 'failed', `the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
     if (!this.notifier) return;
     this.releaseHeld();
@@ -362,9 +388,9 @@ export class Escalator {
     }
   }
 
-  private async restoreActions(open: Iterable<Fault>): Promise<void> {
+  private async restoreActions(open: Iterable<Fault>, only?: Set<string>): Promise<void> {
     for (const f of open) this.track(f);
-    const rows = await this.store.query<ActionRow>(
+    const rows = (await this.store.query<ActionRow>(
       // States only move forward (pending < sent < succeeded/failed): the state breaks a tie of times.
       `SELECT id, any(fault_id) AS fault_id, supervisor, any(action) AS action, any(strategy) AS strategy, argMax(children, (updated_at, state)) AS children,
               argMax(budget_left, (updated_at, state)) AS budget_left, argMax(toString(state), (updated_at, state)) AS last_state,
@@ -373,7 +399,7 @@ export class Escalator {
        FROM ${this.store.database}.actions
        WHERE created_at > fromUnixTimestamp64Milli({since:Int64}) GROUP BY id, supervisor ORDER BY created_ms`,
       { since: this.now() - 86_400_000 },
-    );
+    )).filter((r) => !only || (only.has(r.fault_id) && !this.actions.has(r.id)));
     const now = this.now();
     let rearmed = 0;
     for (const r of rows) {
@@ -387,6 +413,8 @@ export class Escalator {
         this.settle(a, 'succeeded', f ? `supervisor ${a.supervisor} is no longer configured` : 'the target was healthy again while faultline was down');
         continue;
       }
+      // Another instance's fault: its owner runs the action (this one adopts it if that owner goes away).
+      if (!this.ownership.owns(ownerKeyOf(f))) continue;
       rearmed++;
       if (a.state === 'pending') {
         a.deadline = now + placed.node.deadline;

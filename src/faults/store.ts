@@ -196,6 +196,23 @@ export class FaultReader {
     return rows.map((r) => r.id);
   }
 
+  /** The current state of each of these faults that exists. */
+  async byIds(ids: string[]): Promise<Fault[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.store.query<FaultDbRow>(`SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults FINAL WHERE id IN {ids:Array(String)}`, { ids });
+    return rows.map(faultFromRow);
+  }
+
+  /** Ids of faults whose state changed (opened, updated, resolved) after `sinceMs` by the changer's clock. */
+  async changedSince(sinceMs: number): Promise<{ id: string; at: number }[]> {
+    const rows = await this.store.query<{ id: string; at: number }>(
+      `SELECT fault_id AS id, toUnixTimestamp64Milli(max(ts)) AS at FROM ${this.db}.fault_events_by_time
+       WHERE ts > fromUnixTimestamp64Milli({since:Int64}) GROUP BY fault_id`,
+      { since: sinceMs },
+    );
+    return rows.map((r) => ({ id: r.id, at: Number(r.at) }));
+  }
+
   async byId(id: string): Promise<Fault | undefined> {
     const rows = await this.store.query<FaultDbRow>(`SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults FINAL WHERE id = {id:String}`, { id });
     return rows[0] ? faultFromRow(rows[0]) : undefined;

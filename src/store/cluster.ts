@@ -51,6 +51,8 @@ export const SHARDING_KEYS: Readonly<Record<string, string>> = {
   delivery_states: 'cityHash64(endpoint, id)',
   delivery_summaries: 'cityHash64(endpoint, id)',
   faults_by_signature: 'cityHash64(id)',
+  cluster_instances: 'cityHash64(id)',
+  delivery_claims: 'cityHash64(endpoint, id)',
 };
 
 /** The Keeper path of a replicated table: one replica set per shard ({shard} and {replica} are server macros). */

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Detector } from '../detect/index.js';
+import { ownerKeyOf, type Ownership } from '../detect/ownership.js';
+import type { Deliverer } from '../deliver/index.js';
+import type { Escalator } from '../escalate/index.js';
+import type { Fault } from '../faults/model.js';
+import { FaultReader } from '../faults/store.js';
+import type { Logger } from '../log/index.js';
+import type { Store, TableName } from '../store/index.js';
+import type { ClusterConfig } from './config.js';
+import { Membership, type MembershipChange } from './membership.js';
+import { StoreTail } from './tail.js';
+
+/** What the cluster steers on this instance. */
+export interface ClusterParts {
+  detector: Detector;
+  escalator: () => Escalator | undefined;
+  deliverer: Deliverer;
+  /** Where evidence read back from the store goes (the same as ingest's durable batches). */
+  judge: (tables: Map<TableName, object[]>, arrivalMs: number) => void;
+}
+
+/** How often deliveries of instances that are gone are looked for, besides at every membership change. */
+const ADOPT_EVERY_MS = 10_000;
+/** The rendezvous key of an instance's leftovers (its pending deliveries): one live instance takes them. */
+const leftoversKey = (instance: string) => `instance\u0000${instance}`;
+
+/**
+ * One instance's part in a cluster: membership (heartbeats through the store, step-down), ownership
+ * (rendezvous hashing of targets over the live instances), the tail of what the others stored, and the
+ * hand-over when the live set changes — exits the old owner left undecided are decided (unless the store
+ * has their fault), open faults' escalation is adopted, and a gone instance's pending deliveries are
+ * claimed and resumed.
+ */
+export class Cluster implements Ownership {
+  readonly membership: Membership;
+  readonly tail: StoreTail;
+  private parts?: ClusterParts;
+  /** Open faults whose escalation runs here (opened here, or adopted in a hand-over). */
+  private readonly escalating = new Set<string>();
+  private readonly faults: FaultReader;
+  private handing?: Promise<void>;
+  private again = false;
+  private adoptTimer?: NodeJS.Timeout;
+  handOvers = 0;
+
+  constructor(
+    private readonly store: Store,
+    readonly config: ClusterConfig & { instance_id: string; address: string },
+    version: string,
+    private readonly log: Logger,
+  ) {
+    this.membership = new Membership(
+      store,
+      { id: config.instance_id, address: config.address, version, heartbeatMs: config.heartbeat_ms, leaseMs: config.lease_ms },
+      log,
+    );
+    this.faults = new FaultReader(store);
+    this.tail = new StoreTail(
+      store,
+      config.tail_ms,
+      (tables) => this.parts?.judge(tables, Date.now()),
+      (faults) => faults.forEach((f) => this.parts?.detector.learn(f)),
+      log,
+      (missedMs) => this.parts?.detector.holdJudgement(this.parts.detector.opts.tickMs, `other instances' evidence was not read for ${missedMs} ms`),
+    );
+  }
+
+  get id(): string {
+    return this.config.instance_id;
+  }
+
+  owns(key: string): boolean {
+    return this.membership.owns(key);
+  }
+
+  /** Rows this instance ingested (the tail skips them). */
+  ingested(tables: Map<TableName, object[]>): void {
+    this.tail.markOwn(tables);
+  }
+
+  /**
+   * Joins: first heartbeat and the live set (so ownership is known before anything is decided), then the
+   * tail from the store's now. Call before detection state is restored.
+   */
+  async start(): Promise<void> {
+    await this.membership.start();
+    await this.tail.start().catch((err) => this.log.error('cannot start reading other instances\' evidence', { error: err }));
+    this.log.info('cluster joined', { instance: this.id, live: this.membership.liveIds().join(','), member: this.membership.member });
+  }
+
+  /** Hands the running parts over (detection restored, escalation listening): hand-overs run from now on. */
+  attach(parts: ClusterParts): void {
+    this.parts = parts;
+    const { detector } = parts;
+    detector.openedListeners.push((f) => this.escalating.add(f.id));
+    detector.resolvedListeners.push((f) => this.escalating.delete(f.id));
+    detector.learnedListeners.push((f) => {
+      const escalator = parts.escalator();
+      if (f.state === 'open') escalator?.track(f);
+      else {
+        this.escalating.delete(f.id);
+        escalator?.forget(f.id);
+      }
+    });
+    // Faults restored at start that this instance owns are its to escalate (the escalator rearmed their actions).
+    for (const f of detector.open.values()) if (this.owns(ownerKeyOf(f))) this.escalating.add(f.id);
+    const escalator = parts.escalator();
+    if (escalator) escalator.active = () => this.membership.member;
+    if (escalator) escalator.ownership = this;
+    this.membership.onChange = (change) => this.changed(change);
+    void parts.deliverer.setSending(this.membership.member);
+    this.handOver();
+    this.adoptTimer = setInterval(() => this.handOver(), ADOPT_EVERY_MS);
+    this.adoptTimer.unref();
+  }
+
+  private changed(change: MembershipChange): void {
+    const parts = this.parts;
+    if (!parts) return;
+    void parts.deliverer.setSending(change.member).catch((err) => this.log.error('cannot check deliveries taken over meanwhile', { error: err }));
+    if (change.member && this.wasCut) parts.detector.holdJudgement(parts.detector.opts.tickMs, 'this instance was cut from the store');
+    this.wasCut = !change.member;
+    this.handOver();
+  }
+
+  private wasCut = false;
+
+  /** Runs a hand-over now, or once more after the one running (changes during one are not lost). */
+  private handOver(): void {
+    if (this.handing) {
+      this.again = true;
+      return;
+    }
+    this.handing = this.takeOver()
+      .catch((err) => this.log.error('hand-over failed; retried at the next change or in 10 s', { error: err }))
+      .finally(() => {
+        this.handing = undefined;
+        if (this.again) {
+          this.again = false;
+          this.handOver();
+        }
+      });
+  }
+
+  private async takeOver(): Promise<void> {
+    const parts = this.parts;
+    if (!parts || !this.membership.member) return;
+    const { detector } = parts;
+    // Exits whose owner went away before deciding them: decided here, unless the store has their fault.
+    const undecided = detector.deferredToDecide();
+    let decided = 0;
+    if (undecided.length > 0) {
+      const stored = await this.faults.byIds(undecided);
+      stored.forEach((f) => detector.learn(f));
+      detector.knowIds(stored.map((f) => f.id));
+      decided = detector.decideDeferred(undecided);
+    }
+    // Open faults of targets that are this instance's now: their escalation continues here.
+    const adopted = [...detector.open.values()].filter((f) => !this.escalating.has(f.id) && this.owns(ownerKeyOf(f)));
+    adopted.forEach((f) => this.escalating.add(f.id));
+    await parts.escalator()?.adopt(adopted);
+    // Pending deliveries of instances that are gone (and of a single instance before the cluster: '').
+    const live = new Set(this.membership.liveIds());
+    const gone = ['', ...this.membership.list().map((i) => i.id)].filter((id) => !live.has(id) && this.membership.ownerOf(leftoversKey(id)) === this.id);
+    const deliveries = await parts.deliverer.adopt(gone);
+    if (decided + adopted.length + deliveries > 0) {
+      this.handOvers++;
+      this.log.info('took over from instances gone', { exits_decided: decided, faults_adopted: adopted.length, deliveries, live: [...live].join(',') });
+    }
+  }
+
+  /** Leaves the cluster (the others take over at once); safe twice. */
+  async stop(): Promise<void> {
+    clearInterval(this.adoptTimer);
+    this.tail.stop();
+    await this.handing;
+    await this.membership.stop();
+  }
+}
+
+/** This instance's id: configured, or made once and kept in the data directory (so a restart is the same instance). */
+export function instanceId(config: ClusterConfig, dataDir: string): string {
+  if (config.instance_id) return config.instance_id;
+  const file = join(dataDir, 'instance-id');
+  try {
+    const kept = readFileSync(file, 'utf8').trim();
+    if (/^[A-Za-z0-9_.:@-]{1,128}$/.test(kept)) return kept;
+  } catch {
+    // First start: made below.
+  }
+  const made = `${hostname().replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 100) || 'faultline'}-${randomBytes(3).toString('hex')}`;
+  mkdirSync(dataDir, { recursive: true });
+  writeFileSync(file, `${made}\n`);
+  return made;
+}

@@ -1,0 +1,165 @@
+import type { Fault } from '../faults/model.js';
+import { FaultReader } from '../faults/store.js';
+import { msOf, type Row } from '../detect/rows.js';
+import type { Logger } from '../log/index.js';
+import type { Store, TableName } from '../store/index.js';
+
+/**
+ * Evidence rows re-read at each round (received up to this long before the newest one seen): an insert
+ * that started before a read may become visible after it, with an earlier receive time.
+ */
+const OVERLAP_MS = 1500;
+/** Evidence older than this (by its own time) is not read: detection has judged that time already. */
+const MAX_AGE_S: Partial<Record<TableName, number>> = { heartbeats: 600, exceptions: 600, pings: 3600, exits: 3600 };
+/** Fault changes re-read: their time is the deciding instance's clock, and its write takes a moment. */
+const FAULT_OVERLAP_MS = 15_000;
+const MAX_ROWS = 50_000;
+/** Own rows are recognised this long after ingest; one the store takes later is handed to detection again, which ignores it. */
+const OWN_KEPT_MS = 20_000;
+
+/** The columns detection reads, per table, as ingest builds its rows (ts as nanoseconds text, pings in ms). */
+const COLUMNS: Partial<Record<TableName, string>> = {
+  heartbeats: `service, instance, version, host, pid, toString(toUnixTimestamp64Nano(ts)) AS ts, interval_ms, rss_bytes, memory_limit_bytes,
+    eventloop_delay_p99_ms, mapFilter((k, v) -> k = 'faultline.heartbeat.source', attributes) AS attributes`,
+  exits: `service, instance, version, host, pid, toString(toUnixTimestamp64Nano(ts)) AS ts, exit_code, signal, reason, intended, exception_type,
+    exception_message, exception_stacktrace, stderr_tail, runtime_ms, max_rss_bytes`,
+  exceptions: `service, instance, toString(toUnixTimestamp64Nano(ts)) AS ts, exception_type, message, stacktrace, toString(source) AS source, trace_id, span_id`,
+  pings: `check, toUnixTimestamp64Milli(ts) AS ts, toString(kind) AS kind, exit_code, rid, body`,
+};
+
+/** Which row this is, the same whether ingest built it or it was read back from the store. */
+function identity(table: TableName, r: Row): string {
+  if (table === 'pings') return `p\u0000${String(r.check)}\u0000${msOf(r.ts)}\u0000${String(r.kind)}\u0000${String(r.rid ?? '')}`;
+  const extra = table === 'exceptions' ? `\u0000${String(r.exception_type ?? '')}\u0000${String(r.span_id ?? '')}` : '';
+  return `${table[0]}\u0000${String(r.service)}\u0000${String(r.instance)}\u0000${msOf(r.ts)}${extra}`;
+}
+
+/**
+ * What the other instances stored, read back for this one's detection: heartbeats, exits, exceptions and
+ * pings received by the store since the last round, and faults whose state changed. Every instance follows
+ * all evidence (not just its own targets'), so a hand-over finds the new owner's φ histories, crash counts
+ * and open faults already in place; only the deciding is split (see Ownership).
+ *
+ * Why a tail of the store rather than forwarding to the owner: the store already holds every row once
+ * acknowledged, so nothing is lost when an instance dies between acknowledging and forwarding, and no
+ * instance needs to reach another. The reads are cheap: `received_at` (the store's clock, not the
+ * sender's, so no clock skew) has a minmax index that skips every part written before the cursor, and fault
+ * changes come from fault_events_by_time, ordered by time.
+ */
+export class StoreTail {
+  private cursor = 0;
+  private faultCursor = 0;
+  /** Rows handed to detection by an earlier round, by when the store received them (kept while re-read). */
+  private readonly seen = new Map<string, number>();
+  /** Rows this instance ingested, for OWN_KEPT_MS (the store takes them from the write-ahead log a moment later). */
+  private readonly own = new Map<string, number>();
+  private readonly seenFaults = new Map<string, number>();
+  private readonly faults: FaultReader;
+  private timer?: NodeJS.Timeout;
+  private running = false;
+  private failingSince = 0;
+  /** When the last round succeeded (0: never): evidence read is complete up to about then. */
+  lastSuccess = 0;
+  rounds = 0;
+  rowsRead = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly intervalMs: number,
+    private readonly evidence: (tables: Map<TableName, object[]>) => void,
+    private readonly faultsChanged: (faults: Fault[]) => void,
+    private readonly log: Logger,
+    /** Told when a round succeeds after rounds failed: evidence may have been missed meanwhile. */
+    private readonly recovered: (missedMs: number) => void = () => undefined,
+  ) {
+    this.faults = new FaultReader(store);
+  }
+
+  /** Starts from the store's now: what was stored before is what restore() read at start. */
+  async start(): Promise<void> {
+    const [row] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
+    this.cursor = Number(row.now) - OVERLAP_MS;
+    this.faultCursor = Date.now() - FAULT_OVERLAP_MS;
+    this.lastSuccess = Date.now();
+    this.timer = setInterval(() => void this.round(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Rows this instance ingested itself: detection has them already, so the tail skips them. */
+  markOwn(tables: Map<TableName, object[]>): void {
+    const now = Date.now();
+    for (const table of ['heartbeats', 'exits', 'exceptions', 'pings'] as const)
+      for (const r of (tables.get(table) ?? []) as Row[]) this.own.set(identity(table, r), now + OWN_KEPT_MS);
+  }
+
+  private async round(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    const startedAt = Date.now();
+    try {
+      await this.readEvidence();
+      await this.readFaults();
+      this.rounds++;
+      if (this.failingSince) {
+        this.log.info('reading other instances\' evidence from the store again', { failed_for_ms: startedAt - this.failingSince });
+        this.recovered(startedAt - this.lastSuccess);
+        this.failingSince = 0;
+      }
+      this.lastSuccess = startedAt;
+    } catch (err) {
+      if (!this.failingSince) {
+        this.failingSince = startedAt;
+        this.log.warn('cannot read other instances\' evidence from the store; retrying', { error: err });
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async readEvidence(): Promise<void> {
+    const db = this.store.database;
+    const since = this.cursor;
+    const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
+    const tables = new Map<TableName, object[]>();
+    for (const [table, columns] of Object.entries(COLUMNS) as [TableName, string][]) {
+      const rows = await this.store.query<Row & { received: number }>(
+        `SELECT ${columns}, toUnixTimestamp64Milli(received_at) AS received FROM ${db}.${table}
+         WHERE received_at > fromUnixTimestamp64Milli({since:Int64}) AND ts > now64(3) - INTERVAL ${MAX_AGE_S[table]} SECOND
+         ORDER BY received_at LIMIT ${MAX_ROWS}
+         SETTINGS prefer_column_name_to_alias = 1`,
+        { since },
+      );
+      this.rowsRead += rows.length;
+      const fresh: object[] = [];
+      for (const r of rows) {
+        const key = identity(table, r);
+        if (this.seen.has(key) || this.own.has(key)) continue;
+        this.seen.set(key, Number(r.received));
+        if (table === 'heartbeats') r.attributes = r.attributes ?? {};
+        fresh.push(r);
+      }
+      if (fresh.length) tables.set(table, fresh);
+    }
+    // Everything received up to the store's now was read, but for inserts still landing (the overlap).
+    this.cursor = Math.max(this.cursor, Number(clock.now) - OVERLAP_MS);
+    for (const [key, received] of this.seen) if (received <= this.cursor) this.seen.delete(key);
+    const now = Date.now();
+    for (const [key, until] of this.own) if (until < now) this.own.delete(key);
+    if (tables.size > 0) this.evidence(tables);
+  }
+
+  private async readFaults(): Promise<void> {
+    const changed = await this.faults.changedSince(this.faultCursor);
+    const fresh = changed.filter((c) => this.seenFaults.get(c.id) !== c.at);
+    for (const c of fresh) this.seenFaults.set(c.id, c.at);
+    const now = Date.now();
+    this.faultCursor = Math.max(this.faultCursor, now - FAULT_OVERLAP_MS);
+    for (const [id, at] of this.seenFaults) if (at < this.faultCursor - FAULT_OVERLAP_MS) this.seenFaults.delete(id);
+    if (fresh.length === 0) return;
+    this.faultsChanged(await this.faults.byIds(fresh.map((c) => c.id)));
+  }
+}
