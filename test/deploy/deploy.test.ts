@@ -168,8 +168,14 @@ describe('deploy/kubernetes', () => {
     assert.ok(matches(deployment.spec!.selector.matchLabels, pod.metadata.labels));
     assert.deepEqual(container.command.slice(0, 3), ['faultline', 'serve', '--config']);
     // Bound beyond loopback, faultline requires API tokens; their secrets come from the environment.
-    const tokenEnv = container.env.filter((e: { valueFrom?: unknown }) => e.valueFrom).map((e: { name: string }) => e.name);
-    const { config } = loadConfig({ file: configFile(container, pod.spec.volumes), env: Object.fromEntries(tokenEnv.map((n: string) => [n, 'a-secret-of-32-characters-or-so!'])) });
+    const tokenEnv = container.env.filter((e: { valueFrom?: { secretKeyRef?: unknown } }) => e.valueFrom?.secretKeyRef).map((e: { name: string }) => e.name);
+    // Fields of the pod (its name: the cluster instance id) as Kubernetes fills them in.
+    const podEnv = container.env.filter((e: { valueFrom?: { fieldRef?: unknown } }) => e.valueFrom?.fieldRef).map((e: { name: string }) => [e.name, 'faultline-7d9c6b5f4-x2x9q']);
+    const { config } = loadConfig({
+      file: configFile(container, pod.spec.volumes),
+      env: { ...Object.fromEntries(tokenEnv.map((n: string) => [n, 'a-secret-of-32-characters-or-so!'])), ...Object.fromEntries(podEnv) },
+    });
+    assert.equal(config.cluster?.instance_id, 'faultline-7d9c6b5f4-x2x9q', 'the replicas run as one cluster, each named by its pod');
     assert.ok(config.auth.tokens.length > 0, 'API tokens are configured');
     const scopes = config.auth.tokens.flatMap((t) => t.scopes);
     for (const scope of ['ingest', 'read', 'admin']) assert.ok(scopes.includes(scope as never), `a token with ${scope}`);
