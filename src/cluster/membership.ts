@@ -98,7 +98,8 @@ export class Membership {
   list(): InstanceInfo[] {
     const now = this.now();
     const live = new Set(this.live);
-    return this.instances.map((i) => ({ ...i, health: live.has(i.id) ? this.healthOf(i, now) : 'dead' }));
+    // In the live set until the next round says otherwise: late (suspect) at worst, never dead while owning.
+    return this.instances.map((i) => ({ ...i, health: !live.has(i.id) ? 'dead' : this.healthOf(i, now) === 'live' ? 'live' : 'suspect' }));
   }
 
   /** Writes the first heartbeat and reads the others (so ownership is known before detection judges), then keeps at it. */

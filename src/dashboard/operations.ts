@@ -171,3 +171,24 @@ export async function deliveryModel(api: ApiClient, id: string, endpoint: string
     returnTo: `/deliveries/${encodeURIComponent(d.id)}?endpoint=${encodeURIComponent(d.endpoint)}`,
   };
 }
+
+interface ClusterJson {
+  mode: 'single' | 'cluster';
+  instance: string;
+  member: boolean;
+  lease_ms: number | null;
+  instances: { id: string; owned_targets: number; targets: { service: string; instance: string }[]; health: string; self: boolean }[];
+}
+
+/** Targets listed per instance on the page (the count is whole). */
+const TARGETS_LISTED = 12;
+
+export async function clusterModel(api: ApiClient) {
+  const c = await api.get<ClusterJson>(`/api/v1/cluster?targets=${TARGETS_LISTED}`);
+  // Live first, then by id: the dead ones are history.
+  const order: Record<string, number> = { live: 0, suspect: 1, dead: 2 };
+  const instances = [...c.instances]
+    .sort((a, b) => (order[a.health] ?? 3) - (order[b.health] ?? 3) || a.id.localeCompare(b.id))
+    .map((i) => ({ ...i, more: Math.max(0, i.owned_targets - i.targets.length) }));
+  return { single: c.mode === 'single', instance: c.instance, member: c.member, lease: c.lease_ms === null ? '' : `${c.lease_ms / 1000} s`, instances };
+}

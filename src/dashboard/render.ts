@@ -26,6 +26,7 @@ const NAV = [
   { key: 'silences', href: '/silences', label: 'Silences' },
   { key: 'deliveries', href: '/deliveries', label: 'Deliveries' },
   { key: 'rules', href: '/rules', label: 'Rules' },
+  { key: 'cluster', href: '/cluster', label: 'Cluster' },
 ];
 
 /**

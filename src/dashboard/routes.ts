@@ -9,7 +9,7 @@ import { faultDetailModel, faultListModel, signatureModel } from './faults.js';
 import { SILENCE_DURATIONS, cookie, formBody, localPath, parseMatchers, queryOf, sameOrigin, setFlash, takeFlash } from './forms.js';
 import type { LiveFeed } from './live.js';
 import { overviewModel } from './overview.js';
-import { checksModel, deliveriesModel, deliveryModel, rulesModel, silencesModel, supervisionModel } from './operations.js';
+import { checksModel, clusterModel, deliveriesModel, deliveryModel, rulesModel, silencesModel, supervisionModel } from './operations.js';
 import { DASHBOARDS_DIR, Views, type PageMeta } from './render.js';
 
 export interface DashboardDeps {
@@ -124,6 +124,7 @@ export function dashboardRoutes(app: FastifyInstance, deps: DashboardDeps): void
   app.get('/supervision', page('supervision', 'supervision', 'Supervision', async (api) => ({ model: await supervisionModel(api) })));
   app.get('/checks', page('checks', 'checks', 'Checks', async (api, req) => ({ model: await checksModel(api, queryOf(req)) })));
   app.get('/silences', page('silences', 'silences', 'Silences', async (api, req) => ({ model: { ...(await silencesModel(api, queryOf(req))), durations: SILENCE_DURATIONS } })));
+  app.get('/cluster', page('cluster', 'cluster', 'Cluster', async (api) => ({ model: await clusterModel(api) })));
   app.get(
     '/deliveries',
     page('deliveries', 'deliveries', 'Deliveries', async (api, req) => {

@@ -13,7 +13,7 @@ export interface ClusterOptions {
   instances: number;
   /** YAML lines added to every instance's config (webhooks, escalation, detection, …). */
   config?: string[];
-  /** The cluster section's timing (defaults: heartbeat 500 ms, lease 2 s, tail 250 ms: quick tests). */
+  /** The cluster section's timing (defaults: heartbeat 500 ms, lease 3 s, tail 250 ms). */
   heartbeatMs?: number;
   leaseMs?: number;
   tailMs?: number;
@@ -101,7 +101,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     [
       'cluster:',
       `  heartbeat_ms: ${opts.heartbeatMs ?? 500}`,
-      `  lease_ms: ${opts.leaseMs ?? 2000}`,
+      `  lease_ms: ${opts.leaseMs ?? 3000}`,
       `  tail_ms: ${opts.tailMs ?? 250}`,
       ...(opts.config ?? []),
       '',
