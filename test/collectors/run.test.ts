@@ -374,6 +374,20 @@ checks:
   });
 });
 
+describe('faultline run: an https endpoint', () => {
+  it('runs the Node implementation (the native wrapper speaks plain HTTP), the command all the same', async () => {
+    const https = `https://127.0.0.1:${await freePort()}`;
+    const p = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', https, '--flush-timeout', '200ms', '--', 'sh', '-c', 'sleep 1; exit 7'], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    const exited = new Promise<number | null>((resolve) => p.on('exit', resolve));
+    await eventually(async () => childrenOf(p.pid!).length > 0, 10_000, 'the command started');
+    assert.equal(readlinkSync(`/proc/${p.pid}/exe`), process.execPath);
+    assert.equal(await exited, 7);
+  });
+});
+
 describe('faultline run: parts', () => {
   it('parses its command line; bad flags are usage errors', () => {
     const o = parseRunArgs(['--service', 'api', '--restart', 'on-failure', '--interval', '250ms', '--', 'node', 'server.js', '--port', '8080'], {});
