@@ -260,20 +260,22 @@ export function faultRoutes(table: RouteTable, deps: { store: Store; rules: Rule
   );
 }
 
-/** The stored records behind a fault's evidence references. */
+/** The stored records behind a fault's evidence references, read together (each by its target and time). */
 async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, unknown>[]> {
   const db = store.database;
-  const out: Record<string, unknown>[] = [];
-  for (const ref of f.evidence.slice(0, 20)) {
+  const read = async (ref: Fault['evidence'][number]): Promise<Record<string, unknown> | undefined> => {
+    const at = Date.parse(ref.at);
     if (ref.type === 'exit') {
       const rows = await store.query(
         `SELECT toString(ts) AS time, service, instance, version, host, pid, exit_code, signal, reason, intended, exception_type,
                 exception_message, exception_stacktrace, stderr_tail, runtime_ms, max_rss_bytes
-         FROM ${db}.exits WHERE service = {s:String} AND instance = {i:String} AND toUnixTimestamp64Milli(ts) = {at:Int64} LIMIT 1`,
-        { s: ref.service, i: ref.instance, at: Date.parse(ref.at) },
+         FROM ${db}.exits WHERE service = {s:String} AND instance = {i:String}
+           AND ts >= fromUnixTimestamp64Milli({at:Int64}) AND ts < fromUnixTimestamp64Milli({at:Int64} + 1) LIMIT 1`,
+        { s: ref.service, i: ref.instance, at },
       );
-      out.push({ ref, record: rows[0] ?? null });
-    } else if (ref.type === 'heartbeats') {
+      return { ref, record: rows[0] ?? null };
+    }
+    if (ref.type === 'heartbeats') {
       const rows = await store.query(
         `SELECT toString(ts) AS time, rss_bytes, memory_limit_bytes, heap_used_bytes, cpu_utilization, eventloop_delay_p99_ms
          FROM ${db}.heartbeats WHERE service = {s:String} AND instance = {i:String}
@@ -281,22 +283,29 @@ async function evidenceRecords(store: Store, f: Fault): Promise<Record<string, u
          ORDER BY ts LIMIT 500`,
         { s: ref.service, i: ref.instance, from: ref.at, to: ref.until ?? ref.at },
       );
-      out.push({ ref, records: rows });
-    } else if (ref.type === 'ping' && ref.check) {
+      return { ref, records: rows };
+    }
+    if (ref.type === 'ping' && ref.check) {
       const rows = await store.query(
         `SELECT toString(ts) AS time, check, kind, exit_code, rid, method, body, body_bytes, body_truncated
          FROM ${db}.pings WHERE check = {c:String} AND ts = parseDateTime64BestEffort({at:String}, 3) LIMIT 1`,
         { c: ref.check, at: ref.at },
       );
-      out.push({ ref, record: rows[0] ?? null });
-    } else if (ref.type === 'exception') {
+      return { ref, record: rows[0] ?? null };
+    }
+    if (ref.type === 'exception') {
+      // Time bounds the read (the table is ordered by service, type and time); a sampled span's time may be
+      // its start, as much as a long request before its exception.
       const rows = await store.query(
         `SELECT toString(ts) AS time, source, exception_type, message, stacktrace, trace_id, span_id, span_name
-         FROM ${db}.exceptions WHERE service = {s:String} AND trace_id = {t:String} AND span_id = {sp:String} LIMIT 1`,
-        { s: ref.service, t: ref.trace_id ?? '', sp: ref.span_id ?? '' },
+         FROM ${db}.exceptions WHERE service = {s:String} AND ts BETWEEN fromUnixTimestamp64Milli({at:Int64} - 900000) AND fromUnixTimestamp64Milli({at:Int64} + 900000)
+           AND trace_id = {t:String} AND span_id = {sp:String} LIMIT 1`,
+        { s: ref.service, t: ref.trace_id ?? '', sp: ref.span_id ?? '', at },
       );
-      out.push({ ref, record: rows[0] ?? null });
+      return { ref, record: rows[0] ?? null };
     }
-  }
-  return out;
+    return undefined;
+  };
+  const records = await Promise.all(f.evidence.slice(0, 20).map(read));
+  return records.filter((r): r is Record<string, unknown> => r !== undefined);
 }
