@@ -124,8 +124,16 @@ export class SignatureReader {
     if (opts.kind) where.push('s.kind = {kind:String}');
     if (opts.fingerprint) where.push('s.fingerprint = {fp:String}');
     if (opts.service) where.push('has(f.services, {service:String})');
-    const stats = `${db}.signature_stats${opts.fingerprint ? ' WHERE signature = {fp:String}' : ''}`;
-    const rows = await this.store.query<Row>(
+    // The page is the newest signatures by first sighting: without a service filter (which needs every
+    // signature's statistics) only the candidates' statistics are aggregated. A candidate without faults
+    // is left out, so a short page is read again with more candidates while there are more.
+    const newest = !opts.fingerprint && !opts.service;
+    const stats = opts.fingerprint
+      ? `${db}.signature_stats WHERE signature = {fp:String}`
+      : newest
+        ? `${db}.signature_stats WHERE signature IN (SELECT fingerprint FROM ${db}.signatures FINAL ${opts.kind ? 'WHERE kind = {kind:String}' : ''} ORDER BY first_seen DESC LIMIT {pick:UInt32})`
+        : `${db}.signature_stats`;
+    const read = (pick: number) => this.store.query<Row>(
       `SELECT s.fingerprint AS fingerprint, s.kind AS kind, s.title AS title, s.exception_type AS exception_type, s.cause AS cause,
               f.versions AS versions, f.targets AS targets, u.state AS user_state, toUnixTimestamp64Milli(u.updated_at) AS user_at,
               u.author AS author, u.comment AS comment
@@ -145,10 +153,21 @@ export class SignatureReader {
        LEFT JOIN (SELECT * FROM ${db}.signature_states FINAL) AS u ON u.fingerprint = s.fingerprint
        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY s.first_seen DESC LIMIT {limit:UInt32}`,
-      { kind: opts.kind, fp: opts.fingerprint, service: opts.service, limit: opts.limit },
+      { kind: opts.kind, fp: opts.fingerprint, service: opts.service, limit: opts.limit, pick },
     );
+    let pick = opts.limit + 10;
+    let rows = await read(pick);
+    while (newest && rows.length < opts.limit && (await this.count(opts.kind)) > pick) rows = await read((pick *= 4));
     const now = Date.now();
     return rows.map((r) => view(r, now)).sort((a, b) => b.last_seen.localeCompare(a.last_seen));
+  }
+
+  private async count(kind?: string): Promise<number> {
+    const [r] = await this.store.query<{ n: string }>(
+      `SELECT count() AS n FROM ${this.store.database}.signatures FINAL ${kind ? 'WHERE kind = {kind:String}' : ''}`,
+      { kind },
+    );
+    return Number(r?.n ?? 0);
   }
 
   /** What a signature is and a person's decision on it: what signature.regressed tells. */

@@ -105,6 +105,18 @@ describe('signature statistics', () => {
     assert.deepEqual(await reader.list({ service: 'nowhere', limit: 10 }), []);
   });
 
+  it('pages the newest signatures that have faults: newer ones without faults do not shorten the page', async () => {
+    const reader = new SignatureReader(store);
+    const both = (await reader.list({ limit: 10 })).map((s) => s.fingerprint).sort();
+    // Signatures whose faults were never stored (lost before their write), first seen after A and B.
+    const writer = new FaultWriter(store, createLogger('warn'));
+    for (let i = 0; i < 30; i++)
+      writer.saveSignature({ fingerprint: `f${String(i).padStart(15, '0')}`, kind: 'crash', exceptionType: 'E', title: `lost ${i}`, cause: 'x', sampleMessage: '', sampleStack: '', firstSeen: T0 + (i + 1) * MIN });
+    await writer.shutdown();
+    assert.deepEqual((await reader.list({ limit: 2 })).map((s) => s.fingerprint).sort(), both);
+    assert.deepEqual((await reader.list({ limit: 1, kind: 'hang' })).map((s) => s.fingerprint), [SIG_B]);
+  });
+
   it('fills the statistics of faults stored before the migration as the view keeps them', async () => {
     const reader = new SignatureReader(store);
     const kept = await reader.list({ limit: 10 });
