@@ -92,6 +92,7 @@ export interface FaultView {
   id: string;
   kind: string;
   state: string;
+  detected_at: string;
   target: { service: string; instance: string; host: string } | null;
   host?: string;
 }

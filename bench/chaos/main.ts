@@ -70,7 +70,7 @@ const opts: ChaosOptions = {
 };
 
 if (args.list) {
-  for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(14)} ${String(s.budgetS(opts)).padStart(4)} s  ${s.title}\n`);
+  for (const s of SCENARIOS) process.stdout.write(`${s.name.padEnd(16)} ${String(s.budgetS(opts)).padStart(4)} s  ${s.title}\n`);
   process.exit(0);
 }
 
