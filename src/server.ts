@@ -296,7 +296,7 @@ export class FaultlineServer {
         phiFor: (service) => perService.get(service) ?? base,
         ownership,
       },
-      { ...DEFAULT_DETECTOR, phi: base, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms },
+      { ...DEFAULT_DETECTOR, phi: base, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms, restartGraceMs: d.restart_grace_ms },
     );
     this.registry.gauge('faultline_detection_targets', 'Targets tracked by detection.', () => detector.targets.size);
     this.registry.gauge('faultline_open_faults', 'Faults open now.', () => detector.open.size);

@@ -183,6 +183,8 @@ export const DetectionSchema = z
     /** When this share of all targets, on several hosts, falls silent at once, faultline suspects itself first. */
     mass_silence_ratio: z.number().min(0).max(1).default(0.5),
     mass_silence_hold_ms: duration.default(30_000),
+    /** After a restart, targets known from before are not judged silent for this long (collectors' retries catch up). */
+    restart_grace_ms: duration.default(10_000),
   })
   .strict();
 

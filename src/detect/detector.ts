@@ -16,15 +16,22 @@ export interface DetectorOptions {
   tickMs: number;
   /** A tick later than this means faultline itself was paused (GC, blocked loop, suspended host). */
   pauseThresholdMs: number;
-  /** How long siblings on one host may take to fall silent too before targets are judged one by one. */
-  hostCorrelationMs: number;
   /** When at least this share of all targets, on several hosts, falls silent at once, faultline suspects itself. */
   massSilenceRatio: number;
   /** ... and holds its judgement this long, waiting for fresh evidence. */
   massSilenceHoldMs: number;
+  /**
+   * After faultline (re)starts, targets it knew before are not judged silent for this long: their
+   * collectors are still retrying what faultline missed (an exit among it) with their backoff, and an
+   * exit that arrives late must not be judged a hang first. Collectors cap their retry backoff at 10 s.
+   */
+  restartGraceMs: number;
   /** Bound of the evidence queue between ingest and detection. */
   maxQueue: number;
 }
+
+/** A silent target waits at most this long for its host's siblings to show whether the host went quiet. */
+const HOST_WAIT_LIMIT_MS = 30_000;
 
 /** How long a raised fault's id is remembered (open faults are remembered while open). */
 const KNOWN_IDS_FOR_MS = 2 * 3_600_000;
@@ -56,9 +63,9 @@ export const DEFAULT_DETECTOR: DetectorOptions = {
   phi: DEFAULT_PHI,
   tickMs: 250,
   pauseThresholdMs: 1500,
-  hostCorrelationMs: 1000,
   massSilenceRatio: 0.5,
   massSilenceHoldMs: 30_000,
+  restartGraceMs: 10_000,
   maxQueue: 10_000,
 };
 
@@ -586,6 +593,12 @@ export class Detector {
     for (const t of this.targets.values()) t.hb.refresh(now);
   }
 
+  /** After a restart: the targets known from before are not judged silent until their collectors caught up. */
+  awaitCollectorRetries(): void {
+    const until = this.now() + this.opts.restartGraceMs;
+    for (const t of this.targets.values()) t.judgeFrom = until;
+  }
+
   /** The periodic evaluation: own pause, due exits, silences, crash loops that calmed down. */
   tick(): void {
     const now = this.now();
@@ -615,7 +628,7 @@ export class Detector {
     let alive = 0;
     const hosts = new Set<string>();
     for (const t of this.targets.values()) {
-      if (t.status !== 'alive' || t.hb.lastArrival === 0) continue;
+      if (t.status !== 'alive' || t.hb.lastArrival === 0 || t.judgeFrom > now) continue;
       alive++;
       if (t.hb.suspectedAt(now)) {
         suspects.push(t);
@@ -651,13 +664,22 @@ export class Detector {
     const onHost = [...this.targets.values()].filter((t) => t.info.host === host && t.status !== 'exited' && t.hb.lastArrival > 0);
     const allSilent = host !== '' && onHost.length >= 2 && onHost.every((t) => t.status === 'silent' || silent.includes(t));
     if (allSilent) return this.decideHostSilence(host, onHost, now);
-    const threshold = this.opts.phi.threshold;
-    const lateSiblings = onHost.some((t) => !silent.includes(t) && t.status === 'alive' && t.hb.phiAt(now) >= threshold / 2);
+    const siblings = onHost.filter((t) => !silent.includes(t) && t.status === 'alive');
     for (const t of silent) {
       const waited = now - (this.suspectedSince.get(t.key) ?? now);
-      if (lateSiblings && waited < this.opts.hostCorrelationMs) continue;
+      if (waited < HOST_WAIT_LIMIT_MS && !this.hostHeardSince(t, siblings)) continue;
       this.decideSilence(t, now);
     }
+  }
+
+  /**
+   * Whether a sibling on the target's host was heard after the target missed its beat. Until one is, the
+   * host may be what went quiet (cut off, powered down): its siblings, beating on their own schedules, fall
+   * silent a little later, and the host's one fault is the right answer, not one fault per target.
+   */
+  private hostHeardSince(t: TargetState, siblings: TargetState[]): boolean {
+    const missedAt = t.hb.lastArrival + t.hb.expectedIntervalMs;
+    return siblings.length === 0 || siblings.some((s) => s.hb.lastArrival > missedAt);
   }
 
   private decideSilence(t: TargetState, now: number): void {

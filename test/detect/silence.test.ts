@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Detector } from '../../src/detect/index.js';
+import type { Fault } from '../../src/faults/index.js';
+import type { FaultWriter } from '../../src/faults/store.js';
+import { createLogger } from '../../src/log/index.js';
+import { Registry } from '../../src/metrics/index.js';
+import { RuleSet } from '../../src/rules/index.js';
+
+interface Beater {
+  service: string;
+  intervalMs: number;
+  /** When its next heartbeat is due (simulated clock); Infinity once it stopped. */
+  next: number;
+}
+
+/** A detector on a simulated clock, fed by heartbeating targets on one host, recording the faults it opens. */
+function fleet(beaters: Beater[], host = 'edge-1') {
+  let now = 1_800_000_000_000;
+  const opened: Fault[] = [];
+  const writer = {
+    saveFault: (f: Fault, event: string) => (event === 'opened' ? opened.push({ ...f }) : 0),
+    saveSignature: () => undefined,
+  } as unknown as FaultWriter;
+  const rules = RuleSet.load();
+  const detector = new Detector({ rules: () => rules, writer, log: createLogger('error'), opened: new Registry().counter('t', 't'), now: () => now });
+  for (const b of beaters) b.next += now;
+  const info = (b: Beater) => ({ service: b.service, instance: `${b.service}-1`, version: '1.0.0', host, pid: 1 });
+  /** Runs the clock `ms` forward in 50 ms steps: beats fall due, the detector ticks every 250 ms. */
+  const run = (ms: number) => {
+    for (const end = now + ms; now < end; ) {
+      now += 50;
+      for (const b of beaters)
+        if (now >= b.next) {
+          detector.beat(info(b), { at: now, intervalMs: b.intervalMs, rss: null, limit: null, loopP99: null }, now);
+          b.next += b.intervalMs;
+        }
+      if (now % 250 === 0) detector.tick();
+    }
+  };
+  const stop = (b: Beater) => (b.next = Infinity);
+  const exit = (b: Beater) =>
+    detector.exit(
+      { ...info(b), at: now, code: 1, signal: '', reason: '', intended: false, exceptionType: 'Error', exceptionMessage: 'boom', exceptionStack: '', stderrTail: '', runtimeMs: 60_000, maxRss: null },
+      now,
+    );
+  return { detector, opened, run, stop, exit, now: () => now };
+}
+
+describe('silence (heartbeats that stop)', () => {
+  it('a host cut off whose targets beat on different schedules is one silent fault, not a hang for the fastest', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const batch: Beater = { service: 'batch', intervalMs: 5000, next: 4950 };
+    const f = fleet([api, batch]);
+    f.run(60_000);
+    // The link goes down just after the slow beater's beat: the fast one is missed long before the slow one.
+    f.stop(api);
+    f.stop(batch);
+    f.run(40_000);
+    assert.deepEqual(
+      f.opened.map((o) => [o.kind, o.host]),
+      [['silent', 'edge-1']],
+    );
+  });
+
+  it('a target that stops while its host sibling keeps beating is a hang of its own, within seconds', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const worker: Beater = { service: 'worker', intervalMs: 1000, next: 500 };
+    const f = fleet([api, worker]);
+    f.run(30_000);
+    const stoppedAt = f.now();
+    f.stop(api);
+    f.run(10_000);
+    assert.deepEqual(
+      f.opened.map((o) => [o.kind, o.service]),
+      [['hang', 'api']],
+    );
+    const detectedIn = f.opened[0].detectedAt - stoppedAt;
+    assert.ok(detectedIn < 5000, `detected ${detectedIn} ms after the last heartbeat`);
+  });
+
+  it('after a restart a target is not judged silent while its collector may still be retrying its exit', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const f = fleet([api], 'solo');
+    f.run(30_000);
+    // faultline restarts (the state rebuilt from the store) just after the process died: its exit comes late,
+    // after the wrapper's retry backoff.
+    f.stop(api);
+    f.detector.awaitCollectorRetries();
+    f.run(8000);
+    assert.equal(f.opened.length, 0, 'no hang while the collector may still be retrying');
+    f.exit(api);
+    f.run(5000);
+    assert.deepEqual(
+      f.opened.map((o) => o.kind),
+      ['crash'],
+    );
+  });
+
+  it('after the restart grace, a target that sent nothing is judged as usual', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const f = fleet([api], 'solo');
+    f.run(30_000);
+    f.stop(api);
+    f.detector.awaitCollectorRetries();
+    f.run(15_000);
+    assert.deepEqual(
+      f.opened.map((o) => o.kind),
+      ['hang'],
+    );
+  });
+});
