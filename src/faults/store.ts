@@ -213,8 +213,23 @@ export class FaultReader {
     return rows.map((r) => ({ id: r.id, at: Number(r.at) }));
   }
 
+  /**
+   * One fault as its newest revision. Its start (which never changes) is found on the narrow columns of
+   * faults (ordered by id, in granules of 8192 wide rows), then the row itself is read from faults_by_start,
+   * where it lies in a granule of 256.
+   */
   async byId(id: string): Promise<Fault | undefined> {
-    const rows = await this.store.query<FaultDbRow>(`SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults FINAL WHERE id = {id:String}`, { id });
+    const [key] = await this.store.query<{ at: string }>(
+      `SELECT toUnixTimestamp64Milli(started_at) AS at FROM ${this.db}.faults WHERE id = {id:String} LIMIT 1`,
+      { id },
+    );
+    if (!key) return undefined;
+    const rows = await this.store.query<FaultDbRow>(
+      // Qualified: FAULT_COLUMNS names its millisecond times after the columns.
+      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults_by_start AS f
+       WHERE f.started_at = fromUnixTimestamp64Milli({at:Int64}) AND f.id = {id:String} ORDER BY f.revision DESC LIMIT 1`,
+      { id, at: Number(key.at) },
+    );
     return rows[0] ? faultFromRow(rows[0]) : undefined;
   }
 
