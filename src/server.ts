@@ -286,17 +286,22 @@ export class FaultlineServer {
         }).filter(([, v]) => v !== undefined),
       );
     const base: PhiOptions = { ...DEFAULT_DETECTOR.phi, ...phiOf(d.phi) };
-    const perService = new Map(Object.entries(d.services).map(([name, p]) => [name, { ...base, ...phiOf(p) }]));
+    // In a cluster a target's evidence often reaches its owner through the store: in batches, as the instance
+    // that took it flushes its write-ahead log and the owner's tail reads it. φ tolerates that much more pause.
+    const relayed = this.config.cluster ? this.config.writer.flush_interval_ms + this.config.cluster.tail_ms : 0;
+    const withRelay = (p: PhiOptions): PhiOptions => ({ ...p, acceptablePauseMs: p.acceptablePauseMs + relayed });
+    const perService = new Map(Object.entries(d.services).map(([name, p]) => [name, withRelay({ ...base, ...phiOf(p) })]));
+    const fallback = withRelay(base);
     const detector = new Detector(
       {
         rules: () => rules.current,
         writer,
         log: this.log,
         opened: this.registry.counter('faultline_faults_opened_total', 'Faults opened, by kind.'),
-        phiFor: (service) => perService.get(service) ?? base,
+        phiFor: (service) => perService.get(service) ?? fallback,
         ownership,
       },
-      { ...DEFAULT_DETECTOR, phi: base, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms, restartGraceMs: d.restart_grace_ms },
+      { ...DEFAULT_DETECTOR, phi: fallback, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms, restartGraceMs: d.restart_grace_ms },
     );
     this.registry.gauge('faultline_detection_targets', 'Targets tracked by detection.', () => detector.targets.size);
     this.registry.gauge('faultline_open_faults', 'Faults open now.', () => detector.open.size);
