@@ -94,8 +94,17 @@ export interface Scenario {
 }
 
 /** Runs one scenario inside its budget; a thrown error or the budget running out is a FAIL, never a crash. */
+/** The scenario running now, so that an interrupted run (Ctrl-C) still removes what it made. */
+let running: Findings | undefined;
+
+/** Runs the cleanup of the scenario under way (processes, folders, namespaces); safe when none is. */
+export async function abortRunning(): Promise<void> {
+  await running?.cleanup();
+}
+
 export async function runScenario(s: Scenario, opts: ChaosOptions): Promise<ScenarioResult> {
   const f = new Findings();
+  running = f;
   const budgetS = s.budgetS(opts);
   const t0 = performance.now();
   let error: string | undefined;
@@ -110,6 +119,7 @@ export async function runScenario(s: Scenario, opts: ChaosOptions): Promise<Scen
   } finally {
     clearTimeout(timer);
     await f.cleanup();
+    running = undefined;
   }
   const pass = !error && f.checks.length > 0 && f.checks.every((c) => c.pass) && Object.values(f.lost).every((n) => n === 0);
   return {

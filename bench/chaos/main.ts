@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { packageRoot } from '../../src/paths.js';
-import { runScenario, type ChaosOptions, type ScenarioResult } from './harness.js';
+import { abortRunning, runScenario, type ChaosOptions, type ScenarioResult } from './harness.js';
 import { printReport, scenarioText, writeReport, type ChaosReport } from './report.js';
 import { SCENARIOS } from './scenarios/index.js';
 
@@ -77,6 +77,13 @@ if (args.list) {
 const names = args.only ? args.only.split(',').map((s) => s.trim()).filter(Boolean) : SCENARIOS.map((s) => s.name);
 const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n));
 if (unknown.length) usage(`unknown scenario ${unknown.map((n) => `"${n}"`).join(', ')} (--list shows them)`);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    opts.log(`chaos: ${signal}: cleaning up the scenario under way`);
+    void abortRunning().finally(() => process.exit(130));
+  });
+}
 
 const startedAt = new Date().toISOString();
 const t0 = performance.now();

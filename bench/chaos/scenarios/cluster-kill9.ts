@@ -50,8 +50,8 @@ export const clusterKill9: Scenario = {
 
     await sleep(killAtS * 1000);
     const owned = (await c.nodes[0].get<{ instances: { id: string; owned_targets: number }[] }>('/api/v1/cluster')).instances.find((x) => x.id === c.ids[2])?.owned_targets ?? 0;
-    await c.nodes[2].current.kill9();
     const killedAt = Date.now();
+    await c.nodes[2].current.kill9();
     f.inject(`SIGKILL of ${c.ids[2]} (owning ${owned} targets) ${killAtS} s into a load spread over the three instances`);
     const tookOver = await c.waitLive(0, c.ids.slice(0, 2), 30_000);
     f.check(`the survivors see ${c.ids[2]} dead and share its targets`, tookOver, tookOver ? `${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill` : 'not within 30 s');

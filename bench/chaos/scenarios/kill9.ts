@@ -73,11 +73,17 @@ export const kill9: Scenario = {
     await startCrashers;
     const result = await load.done;
     const exits = await Promise.all(targets.map((t) => t.target.exited));
-    f.check('every crashing target died (exit code 1) and its wrapper reported it', exits.every((c) => c === 1), `wrapper exit codes ${exits.join(', ')}`);
+    f.check('every crashing target died (exit code 1)', exits.every((c) => c === 1), `wrapper exit codes ${exits.join(', ')}`);
+    // The wrapper says on stderr when an exit event was dropped or not delivered before it gave up.
+    const undelivered = targets.filter((t) => /and [1-9]\d* exit events? (not delivered|\(buffer)/.test(t.target.stderr())).map((t) => t.service);
+    f.check('every wrapper delivered its exit event', undelivered.length === 0, undelivered.length ? `not delivered: ${undelivered.join(', ')}` : 'all delivered');
     f.figure('load: connections broken by the kill', result.brokenConnections);
     f.figure('load: connections refused while faultline was down', result.refusedConnections);
 
-    await checkCrashes(f, fl, pager, targets.map((t) => t.service));
+    const crashServices = targets.map((t) => t.service);
+    await checkCrashes(f, fl, pager, crashServices);
+    const others = (await faultsOf(fl)).filter((x) => !x.target || !(crashServices.includes(x.target.service) || x.target.service === LOAD_SERVICE));
+    f.check('no other fault (a crash is not also a silent host)', others.length === 0, others.map((x) => `${x.kind} host=${x.target?.host ?? ''} ${x.state}`).join(', ') || 'none');
 
     const loadFaults = (await faultsOf(fl, `service=${LOAD_SERVICE}`)).length;
     f.check('no fault for the load\'s heartbeat targets (they beat throughout, then stopped on purpose)', loadFaults === 0, `${loadFaults} faults`);
