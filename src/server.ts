@@ -177,7 +177,10 @@ export class FaultlineServer {
     otlpHttpUrl = `http://${host.includes(':') ? `[${host}]` : host}:${otlpHttp}`;
     apiAddress = `http://${host.includes(':') ? `[${host}]` : host}:${http}`;
     if (config.cluster && clusterId)
-      this.cluster = new Cluster(store, { ...config.cluster, instance_id: clusterId, address: config.cluster.address ?? apiAddress }, VERSION, log);
+      // How far behind the store this instance's log is, about: the segments waiting beyond the one being written.
+      this.cluster = new Cluster(store, { ...config.cluster, instance_id: clusterId, address: config.cluster.address ?? apiAddress }, VERSION, log, () =>
+        Math.max(0, writer.backlogSegments - 1) * config.writer.flush_interval_ms,
+      );
     this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth, config.server.idle_timeout_ms);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);
     log.info('faultline listening', { version: VERSION, host, http, otlp_http: otlpHttp, otlp_grpc: otlpGrpc });
@@ -189,7 +192,7 @@ export class FaultlineServer {
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
         await this.startEscalation(store, silences, detector, () => restoreDetector(detector, store, new FaultReader(store), rules.current, log));
         detector.start();
-        this.cluster?.attach({ detector, escalator: () => this.escalator, deliverer: webhooks, judge });
+        this.cluster?.attach({ detector, escalator: () => this.escalator, deliverer: webhooks, judge, relayMs: config.writer.flush_interval_ms + (config.cluster?.tail_ms ?? 0) });
         await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
         checkMonitor.start();
         this.monitorTimer = setInterval(() => {

@@ -21,6 +21,8 @@ export interface ClusterParts {
   deliverer: Deliverer;
   /** Where evidence read back from the store goes (the same as ingest's durable batches). */
   judge: (tables: Map<TableName, object[]>, arrivalMs: number) => void;
+  /** The relay delay detection's φ tolerates (beyond it, another instance's lag holds silence judgement). */
+  relayMs: number;
 }
 
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
@@ -52,10 +54,12 @@ export class Cluster implements Ownership {
     readonly config: ClusterConfig & { instance_id: string; address: string },
     version: string,
     private readonly log: Logger,
+    /** How far behind the store this instance's write-ahead log is (ms, about). */
+    behind: () => number = () => 0,
   ) {
     this.membership = new Membership(
       store,
-      { id: config.instance_id, address: config.address, version, heartbeatMs: config.heartbeat_ms, leaseMs: config.lease_ms },
+      { id: config.instance_id, address: config.address, version, heartbeatMs: config.heartbeat_ms, leaseMs: config.lease_ms, behind },
       log,
     );
     this.faults = new FaultReader(store);
@@ -66,11 +70,37 @@ export class Cluster implements Ownership {
       (faults) => faults.forEach((f) => this.parts?.detector.learn(f)),
       log,
       (missedMs) => this.parts?.detector.holdJudgement(this.parts.detector.opts.tickMs, `other instances' evidence was not read for ${missedMs} ms`),
+      (lagMs) => this.lagging(`reading other instances' evidence took ${lagMs} ms`),
     );
+    this.membership.onRound = (instances) => {
+      const behind = instances.filter((i) => i.id !== this.id && i.behindMs > this.relayMs);
+      if (behind.length) this.lagging(`the write-ahead log of ${behind.map((i) => `${i.id} is ${i.behindMs} ms`).join(', ')} behind the store`);
+    };
   }
 
   get id(): string {
     return this.config.instance_id;
+  }
+
+  /** The delay of evidence relayed through the store that detection tolerates (writer flush + a tail round). */
+  private get relayMs(): number {
+    return this.parts?.relayMs ?? 0;
+  }
+
+  private lastLagLog = 0;
+
+  /**
+   * Evidence from other instances is late (a writer behind its store, a slow tail): silences are not judged
+   * meanwhile — a target whose heartbeats wait in another instance's log is not silent — and the clocks
+   * restart once the evidence flows again. Called again while it lasts.
+   */
+  private lagging(why: string): void {
+    const detector = this.parts?.detector;
+    if (!detector) return;
+    const now = Date.now();
+    const quiet = now - this.lastLagLog < 30_000;
+    if (!quiet) this.lastLagLog = now;
+    detector.holdJudgement(this.config.heartbeat_ms + this.config.tail_ms, `${why}; silences wait for it`, quiet ? 'debug' : 'warn');
   }
 
   owns(key: string): boolean {
@@ -112,7 +142,7 @@ export class Cluster implements Ownership {
     if (escalator) escalator.active = () => this.membership.member;
     if (escalator) escalator.ownership = this;
     this.membership.onChange = (change) => this.changed(change);
-    void parts.deliverer.setSending(this.membership.member);
+    void parts.deliverer.setSending(this.membership.member).catch((err) => this.log.error('cannot check deliveries taken over meanwhile', { error: err }));
     this.handOver();
     this.adoptTimer = setInterval(() => this.handOver(), ADOPT_EVERY_MS);
     this.adoptTimer.unref();

@@ -12,6 +12,8 @@ export interface InstanceInfo {
   startedAt: number;
   heartbeatAt: number;
   leaving: boolean;
+  /** How far behind the store its write-ahead log was at its last heartbeat (ms, about). */
+  behindMs: number;
   health: Health;
 }
 
@@ -21,6 +23,8 @@ export interface MembershipOptions {
   version: string;
   heartbeatMs: number;
   leaseMs: number;
+  /** How far behind the store this instance's write-ahead log is now (ms, about): published with each heartbeat. */
+  behind?: () => number;
 }
 
 /** What changed in a round: the live set, whether this instance may decide, who left. */
@@ -55,6 +59,8 @@ export class Membership {
   readonly startedAt: number;
   /** Told after every round that changed the live set or this instance's standing. */
   onChange: (change: MembershipChange) => void = () => undefined;
+  /** Told after every round with the live instances as read (their write-ahead log lag, …). */
+  onRound: (instances: InstanceInfo[]) => void = () => undefined;
 
   constructor(
     private readonly store: Store,
@@ -138,6 +144,7 @@ export class Membership {
       this.lastWrite = Math.max(this.lastWrite, at);
       const rows = await withTimeout(this.read(), this.opts.leaseMs);
       this.instances = rows;
+      this.onRound(this.list().filter((i) => i.health !== 'dead'));
       if (this.failingSince) this.log.info('cluster heartbeat reaches the store again', { instance: this.opts.id, failed_for_ms: this.now() - this.failingSince });
       this.failingSince = 0;
     } catch (err) {
@@ -151,13 +158,13 @@ export class Membership {
 
   private write(leaving: boolean, at = this.now()): Promise<void> {
     const { id, address, version } = this.opts;
-    const row = { id, address, version, started_at: this.startedAt, heartbeat_at: at, leaving };
+    const row = { id, address, version, started_at: this.startedAt, heartbeat_at: at, leaving, behind_ms: Math.min(4_000_000_000, Math.round(this.opts.behind?.() ?? 0)) };
     return this.store.insertJsonLines('cluster_instances', `${JSON.stringify(row)}\n`, `cluster:${id}:${at}:${leaving}`);
   }
 
   private async read(): Promise<InstanceInfo[]> {
-    const rows = await this.store.query<{ id: string; address: string; version: string; started: number; beat: number; leaving: boolean | number }>(
-      `SELECT id, argMax(address, heartbeat_at) AS address, argMax(version, heartbeat_at) AS version,
+    const rows = await this.store.query<{ id: string; address: string; version: string; started: number; beat: number; leaving: boolean | number; behind: number }>(
+      `SELECT id, argMax(address, heartbeat_at) AS address, argMax(version, heartbeat_at) AS version, argMax(behind_ms, heartbeat_at) AS behind,
               toUnixTimestamp64Milli(argMax(started_at, heartbeat_at)) AS started, toUnixTimestamp64Milli(max(heartbeat_at)) AS beat,
               argMax(leaving, heartbeat_at) AS leaving
        FROM ${this.store.database}.cluster_instances
@@ -171,6 +178,7 @@ export class Membership {
       startedAt: Number(r.started),
       heartbeatAt: Number(r.beat),
       leaving: Boolean(r.leaving),
+      behindMs: Number(r.behind),
       health: 'dead' as Health,
     }));
   }

@@ -71,6 +71,8 @@ export class StoreTail {
     private readonly log: Logger,
     /** Told when a round succeeds after rounds failed: evidence may have been missed meanwhile. */
     private readonly recovered: (missedMs: number) => void = () => undefined,
+    /** Told when a round took longer than a few intervals: what it read is that much late. */
+    private readonly slow: (tookMs: number) => void = () => undefined,
   ) {
     this.faults = new FaultReader(store);
   }
@@ -110,6 +112,8 @@ export class StoreTail {
         this.failingSince = 0;
       }
       this.lastSuccess = startedAt;
+      const took = Date.now() - startedAt;
+      if (took > 2 * this.intervalMs + 500) this.slow(took);
     } catch (err) {
       if (!this.failingSince) {
         this.failingSince = startedAt;

@@ -586,7 +586,7 @@ export class Detector {
    * clock restarts now, so each is judged on fresh evidence by its own heartbeat statistics, and no
    * judgement is made for `ms`.
    */
-  holdJudgement(ms: number, why: string, level: 'info' | 'warn' = 'warn'): void {
+  holdJudgement(ms: number, why: string, level: 'debug' | 'info' | 'warn' = 'warn'): void {
     const now = this.now();
     this.deps.log[level]('restarting silence clocks: waiting for fresh evidence', { reason: why });
     this.suppressUntil = Math.max(this.suppressUntil, now + ms);
