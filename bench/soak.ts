@@ -11,7 +11,7 @@
  * BENCH_SOAK_SECONDS (default 600) shortens it; kills come every min(120, seconds / 3) s.
  * BENCH_SOAK_SPANS / BENCH_SOAK_HEARTBEATS change the offered rates.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient } from '@clickhouse/client';
 import { packageRoot } from '../src/paths.js';
@@ -335,6 +335,10 @@ async function main(): Promise<void> {
   console.log('');
   printTable(rows);
   writeJson(join(packageRoot, 'bench', 'results', 'soak.json'), { seconds: loadSeconds, counts, stored, kills, crashes: crashes.length, silences: silences.length, detection: { crash: d, silence: ds, handOver: dh }, missed, duplicateFaults, duplicatePages, redelivered, unexpected: unexpected.length, rss, rows });
+  // The instances' logs, for what the figures do not say (a restarted instance's log starts at its restart).
+  const logDir = join(packageRoot, 'bench', 'results', 'soak-logs');
+  mkdirSync(logDir, { recursive: true });
+  c.instances.forEach((fl, i) => fl && writeFileSync(join(logDir, `${c.ids[i]}.log`), fl.logs()));
   await c.close();
   await rx.close();
   const maxRss = Math.max(...rss.flatMap((r) => r.mib.filter(Number.isFinite)));
