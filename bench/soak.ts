@@ -259,7 +259,10 @@ async function main(): Promise<void> {
   const silentDetect: number[] = [];
   for (const cr of crashes) {
     const found = faults.filter((f) => f.instance === cr.instance);
-    if (found.length === 0) missed++;
+    if (found.length === 0) {
+      missed++;
+      console.log(`  no fault for the crash of ${cr.instance} at ${fmt((cr.at - started) / 1000)} s`);
+    }
     if (found.length > 1) {
       duplicateFaults += found.length - 1;
       console.log(`  more than one fault for ${cr.instance}: ${found.map((f) => `${f.kind} ${f.id}`).join(', ')}`);
@@ -272,7 +275,10 @@ async function main(): Promise<void> {
   }
   for (const s of silences) {
     const found = faults.filter((f) => f.instance === s.target.instance || (f.kind === 'silent' && !f.instance && f.host === s.target.host));
-    if (found.length === 0) missed++;
+    if (found.length === 0) {
+      missed++;
+      console.log(`  no fault for ${s.target.instance}, silent since ${fmt((s.at - started) / 1000)} s`);
+    }
     if (found.length > 1) {
       duplicateFaults += found.length - 1;
       console.log(`  more than one fault for ${s.target.instance}: ${found.map((f) => `${f.kind} ${f.id}`).join(', ')}`);
