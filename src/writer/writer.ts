@@ -15,6 +15,12 @@ const VALUE_ARRAY_TABLES: ReadonlySet<TableName> = new Set<TableName>(['spans', 
 const MAX_REMEMBERED_RESOURCES = 100_000;
 /** While the store is busy, the open segment grows up to this many times `batchRows` rows ... */
 const SEGMENT_GROWTH = 8;
+/**
+ * ... but, in the embedded engine, only as far as an insert of it is expected to take this long: that
+ * engine runs one statement at a time, so every read of the API and dashboard waits for the insert in
+ * progress (a 80k-row insert took 2-3 s on a loaded machine, and set the API's p99 under overload).
+ */
+const EMBEDDED_INSERT_BUDGET_MS = 250;
 /** ... or this many bytes: what the flush loop reads into memory for one insert. */
 const MAX_SEGMENT_BYTES = 64 * 1024 * 1024;
 
@@ -173,8 +179,13 @@ export class Writer {
   }
 
   private get maxSegmentRows(): number {
-    return this.opts.batchRows * SEGMENT_GROWTH;
+    const most = this.opts.batchRows * SEGMENT_GROWTH;
+    if (this.store.kind !== 'embedded' || this.insertMsPerRow === 0) return most;
+    return Math.max(this.opts.batchRows, Math.min(most, Math.floor(EMBEDDED_INSERT_BUDGET_MS / this.insertMsPerRow)));
   }
+
+  /** The store's recent insert time per row (ms), smoothed over the last few segments; 0 before the first. */
+  private insertMsPerRow = 0;
 
   private seal(): void {
     const seg = this.active;
@@ -244,6 +255,7 @@ export class Writer {
 
   private async writeSegment(seg: SealedSegment): Promise<void> {
     const started = performance.now();
+    let rows = 0;
     // A server store takes each file as a stream from disk; the embedded engine takes the bytes in one piece.
     for (const part of await readSegment(seg, { ranges: this.store.kind === 'server' })) {
       const { table, body } = part;
@@ -256,8 +268,11 @@ export class Writer {
         await this.writeRowByRow(seg, table, await bodyBytes(body), err, part.columns);
       }
       if (table !== RESOURCES) this.metrics.batchRows.observe(part.rows);
+      rows += part.rows;
     }
-    this.metrics.flushSeconds.observe((performance.now() - started) / 1000);
+    const ms = performance.now() - started;
+    this.metrics.flushSeconds.observe(ms / 1000);
+    if (rows > 0) this.insertMsPerRow = this.insertMsPerRow === 0 ? ms / rows : 0.7 * this.insertMsPerRow + 0.3 * (ms / rows);
   }
 
   /** Resource sets the store has now: later segments leave them out. Bounded: forgetting one only costs a resend. */
