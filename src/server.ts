@@ -13,6 +13,7 @@ import { Escalator, Silences, escalationRoutes, type EventSink } from './escalat
 import { Deliverer, deliveryRoutes } from './deliver/index.js';
 import type { Config } from './config/index.js';
 import { CheckSchema } from './config/schema.js';
+import { IngestAdmission, LoopDelay } from './ingest/admission.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { OtlpGrpcServer } from './ingest/otlp/grpc.js';
 import { otlpHttpRoutes } from './ingest/otlp/http.js';
@@ -48,6 +49,7 @@ export class FaultlineServer {
   private checkMonitor?: CheckMonitor;
   private faultWriter?: FaultWriter;
   private monitorTimer?: NodeJS.Timeout;
+  private loopDelay?: LoopDelay;
   escalator?: Escalator;
   /** Where escalation's events go (the webhook deliverer, once configured). */
   deliverer?: EventSink;
@@ -106,7 +108,19 @@ export class FaultlineServer {
     this.registry.gauge('faultline_queue_segments', 'Write-ahead log segments waiting for the store (queue depth).', () => writer.backlogSegments);
     this.registry.gauge('faultline_store_healthy', 'Whether writes to the store succeed (1) or fail (0).', () => (writer.healthy ? 1 : 0));
 
-    const pipeline = new IngestPipeline(writer, metrics, config);
+    const loopDelay = (this.loopDelay = new LoopDelay());
+    loopDelay.start();
+    const { ingest } = config;
+    const admission = new IngestAdmission(
+      { maxEventLoopDelayMs: ingest.max_event_loop_delay_ms, maxInflightRequests: ingest.max_inflight_requests, maxInflightBytes: ingest.max_inflight_bytes, retryAfterS: ingest.retry_after_s },
+      loopDelay,
+      metrics.shed,
+      log,
+    );
+    this.registry.gauge('faultline_event_loop_delay_ms', 'How late the event loop runs (ms, smoothed over ~0.5 s): what admission control sheds ingest on.', () => Math.round(loopDelay.ms * 10) / 10);
+    this.registry.gauge('faultline_ingest_inflight_requests', 'Ingest requests admitted and not yet answered.', () => admission.requests);
+    this.registry.gauge('faultline_ingest_inflight_bytes', 'Declared body bytes of the ingest requests admitted and not yet answered.', () => admission.bytes);
+    const pipeline = new IngestPipeline(writer, metrics, config, admission);
     const faultWriter = (this.faultWriter = new FaultWriter(store, log));
     // Ownership is asked only once the cluster has joined (start-up below); before, nothing is decided.
     const detector = (this.detector = this.createDetector(faultWriter, rules, { owns: (key) => !this.config.cluster || (this.cluster?.owns(key) ?? false) }));
@@ -325,6 +339,7 @@ export class FaultlineServer {
     this.rules?.close();
     clearInterval(this.monitorTimer);
     clearInterval(this.escalationTimer);
+    this.loopDelay?.stop();
     // Leaving: the others take this instance's targets at once rather than after the lease.
     await this.cluster?.stop().catch((err) => this.log.warn('could not say goodbye to the cluster', { error: err }));
     this.checkMonitor?.shutdown();

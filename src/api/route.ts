@@ -33,6 +33,13 @@ export interface RouteSpec<P extends z.ZodType, Q extends z.ZodType, B extends z
   responses?: Record<number, ResponseSpec>;
   /** Error code for invalid path parameters (default `bad_parameters`), kept stable for clients. */
   paramsErrorCode?: string;
+  /** Admission control (ingest routes), after the scope check and before the body is read. */
+  admission?: {
+    /** Throws a FaultlineError (429/503 with Retry-After) to refuse; returns what to call once the request is answered or its connection closes. */
+    enter: (req: FastifyRequest) => () => void;
+    /** Answers a refusal in the receiver's own format (OTLP's); without it, in the API's error shape. */
+    refuse?: (err: unknown, req: FastifyRequest, reply: FastifyReply) => FastifyReply;
+  };
 }
 
 export interface RouteInput<P extends z.ZodType, Q extends z.ZodType, B extends z.ZodType> {
@@ -72,10 +79,19 @@ export function defineRoute<P extends z.ZodType = typeof Empty, Q extends z.ZodT
   table.app.route({
     method: spec.method as HTTPMethods | HTTPMethods[],
     url: spec.url,
-    onRequest: async (req) => {
+    onRequest: async (req, reply) => {
       const caller = auth.require(req, spec.scope);
       if (caller?.via === 'cookie' && req.method !== 'GET' && req.method !== 'HEAD') sameOrigin(req);
       callers.set(req, caller);
+      if (!spec.admission) return;
+      let release: () => void;
+      try {
+        release = spec.admission.enter(req);
+      } catch (err) {
+        if (spec.admission.refuse) return spec.admission.refuse(err, req, reply);
+        throw err;
+      }
+      reply.raw.once('close', release);
     },
     handler: async (req, reply) => {
       const params = parse(spec.params ?? Empty, req.params, 'path parameters', spec.paramsErrorCode);

@@ -77,6 +77,23 @@ export const WriterSchema = z
   })
   .strict();
 
+/** Admission control for ingest (README "Durability and backpressure"): what is shed before it is read. */
+export const IngestSchema = z
+  .object({
+    /**
+     * New spans and metric points are answered 429 while the event loop (shared with the API and the
+     * dashboard) is this late, smoothed over ~0.5 s; log records and pings at twice this. 0: never by delay.
+     */
+    max_event_loop_delay_ms: z.number().int().min(0).max(60_000).default(100),
+    /** Ingest requests admitted and not yet answered, on all receivers together. */
+    max_inflight_requests: z.number().int().min(1).default(256),
+    /** Their declared body bytes (Content-Length, gRPC message size). */
+    max_inflight_bytes: bytes.default(256 * 1024 * 1024),
+    /** The Retry-After of a request shed for overload, in seconds. */
+    retry_after_s: z.number().int().min(1).max(300).default(1),
+  })
+  .strict();
+
 /**
  * A cron or batch job watched by pings. Its schedule is `period` (each run due that long after the last
  * ping) or `cron` + `tz` (each run due at the next matching time); either way a run is missed only after
@@ -230,6 +247,7 @@ export const ConfigSchema = z
     server: ServerSchema.default(ServerSchema.parse({})),
     store: StoreSchema.default(StoreSchema.parse({})),
     writer: WriterSchema.default(WriterSchema.parse({})),
+    ingest: IngestSchema.default(IngestSchema.parse({})),
     ping: PingSchema.default(PingSchema.parse({})),
     checks: z.array(CheckSchema).default([]),
     limits: LimitsSchema.default(LimitsSchema.parse({})),

@@ -3,6 +3,7 @@ import type { IngestMetrics } from '../metrics/index.js';
 import type { TableName } from '../store/index.js';
 import type { Writer } from '../writer/index.js';
 import { badRequest } from '../errors.js';
+import type { IngestAdmission, IngestClass } from './admission.js';
 import { RowBatch, type IngestLimits } from './batch.js';
 import { convertProtobuf, decodeJson, decodeProtobuf, SIGNALS, type ExportResult, type Signal } from './otlp/codec.js';
 import { convertLogs, type LogsRequest } from './otlp/logs.js';
@@ -61,6 +62,7 @@ export class IngestPipeline {
     private readonly writer: Writer,
     readonly metrics: IngestMetrics,
     config: Config,
+    private readonly admission: IngestAdmission,
   ) {
     this.limits = {
       maxAttributeBytes: config.limits.max_attribute_bytes,
@@ -69,9 +71,19 @@ export class IngestPipeline {
     };
   }
 
-  /** Throws 429/503 when the store is behind; receivers call it before reading large bodies. */
+  /** Throws 429/503 when the store is behind. */
   admit(): void {
     this.writer.admit();
+  }
+
+  /**
+   * Admission of one request, before its body is read or decoded: throws 429/503 when the store is
+   * behind or faultline is overloaded (see IngestAdmission); else returns the function that releases the
+   * request once it is answered.
+   */
+  enter(kind: IngestClass, bytes: number): () => void {
+    this.writer.admit();
+    return this.admission.enter(kind, bytes);
   }
 
   async otlp(signal: Signal, body: Uint8Array, encoding: Encoding): Promise<ExportResult> {

@@ -97,7 +97,7 @@ export function ingestMetrics(registry: Registry) {
     received: registry.counter('faultline_received_items_total', 'Items received, by signal (spans, log records, data points, pings).'),
     rejected: registry.counter('faultline_rejected_items_total', 'Items refused, by signal and reason class.'),
     badRequests: registry.counter('faultline_bad_requests_total', 'Requests answered 4xx, by endpoint and error code.'),
-    shed: registry.counter('faultline_shed_requests_total', 'Requests refused with 429/503 because the store fell behind.'),
+    shed: registry.counter('faultline_shed_requests_total', 'Ingest requests refused with 429/503, by reason: store_behind, store_unavailable (the write-ahead log is full), event_loop_delay, inflight_requests, inflight_bytes (overload).'),
     truncated: registry.counter('faultline_truncated_values_total', 'Attribute values and bodies cut to the configured limit.'),
     written: registry.counter('faultline_written_rows_total', 'Rows written to the store, by table.'),
     writeErrors: registry.counter('faultline_store_write_errors_total', 'Failed store writes, by kind (retryable, permanent).'),

@@ -239,15 +239,29 @@ export function encodeResponse(signal: Signal, result: ExportResult): Uint8Array
   return t.encode(t.fromObject(responseObject(signal, result))).finish();
 }
 
-/** google.rpc.Status, the body of OTLP/HTTP protobuf error responses. */
-const status = protobuf.Root.fromJSON({
+/** google.rpc.Status (the body of OTLP/HTTP protobuf error responses), with RetryInfo for its details. */
+const rpc = protobuf.Root.fromJSON({
   nested: {
     Status: {
-      fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 } },
+      fields: { code: { type: 'int32', id: 1 }, message: { type: 'string', id: 2 }, details: { rule: 'repeated', type: 'Any', id: 3 } },
     },
+    Any: { fields: { type_url: { type: 'string', id: 1 }, value: { type: 'bytes', id: 2 } } },
+    RetryInfo: { fields: { retry_delay: { type: 'Duration', id: 1 } } },
+    Duration: { fields: { seconds: { type: 'int64', id: 1 } } },
   },
-}).lookupType('Status');
+});
+const status = rpc.lookupType('Status');
+const retryInfo = rpc.lookupType('RetryInfo');
 
 export function encodeStatus(code: number, message: string): Uint8Array {
   return status.encode({ code, message }).finish();
+}
+
+/**
+ * A google.rpc.Status whose details carry a google.rpc.RetryInfo: what tells an OTLP/gRPC client that a
+ * RESOURCE_EXHAUSTED is worth retrying, and after how long (the `grpc-status-details-bin` trailer).
+ */
+export function encodeRetryStatus(code: number, message: string, retryAfterS: number): Uint8Array {
+  const value = retryInfo.encode({ retry_delay: { seconds: retryAfterS } }).finish();
+  return status.encode({ code, message, details: [{ type_url: 'type.googleapis.com/google.rpc.RetryInfo', value }] }).finish();
 }

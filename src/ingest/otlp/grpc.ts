@@ -4,7 +4,8 @@ import { toFaultlineError } from '../../api/app.js';
 import type { Auth } from '../../api/auth.js';
 import type { Logger } from '../../log/index.js';
 import type { IngestPipeline } from '../pipeline.js';
-import { encodeResponse, type Signal } from './codec.js';
+import { FaultlineError } from '../../errors.js';
+import { encodeResponse, encodeRetryStatus, type Signal } from './codec.js';
 import { grpcCodeOf } from './http.js';
 
 const SERVICES: Record<Signal, string> = {
@@ -76,7 +77,14 @@ export class OtlpGrpcServer {
         const e = toFaultlineError(err);
         return callback({ code: grpcCodeOf(e.status), details: e.message });
       }
-      this.pipeline.otlp(signal, call.request, 'protobuf').then(
+      let release: () => void;
+      try {
+        // grpc-js has read the message already; refusing it here still spares the loop its decoding.
+        release = this.pipeline.enter(signal === 'logs' ? 'evidence' : 'bulk', call.request.length);
+      } catch (err) {
+        return callback(refusal(toFaultlineError(err)));
+      }
+      this.pipeline.otlp(signal, call.request, 'protobuf').finally(release).then(
         (result) => callback(null, Buffer.from(encodeResponse(signal, result))),
         (err: unknown) => {
           const e = toFaultlineError(err);
@@ -108,4 +116,17 @@ export class OtlpGrpcServer {
       });
     });
   }
+}
+
+/**
+ * The answer to a call refused by admission: overload is RESOURCE_EXHAUSTED with RetryInfo (retryable
+ * per the OTLP spec only with it) and a retry-after, the store's backlog UNAVAILABLE as before.
+ */
+function refusal(e: FaultlineError): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (e.retryAfterS !== undefined) metadata.set('retry-after', String(e.retryAfterS));
+  if (e.code !== 'overloaded') return { code: grpcCodeOf(e.status), details: e.message, metadata };
+  const code = grpc.status.RESOURCE_EXHAUSTED;
+  metadata.set('grpc-status-details-bin', Buffer.from(encodeRetryStatus(code, e.message, e.retryAfterS ?? 1)));
+  return { code, details: e.message, metadata };
 }

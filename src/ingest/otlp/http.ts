@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { defineRoute, type RouteTable } from '../../api/route.js';
 import { FaultlineError, badRequest } from '../../errors.js';
 import { toFaultlineError, type ErrorBody } from '../../api/app.js';
+import { declaredBytes } from '../admission.js';
 import type { Encoding, IngestPipeline } from '../pipeline.js';
 import { encodeResponse, encodeStatus, responseObject, type Signal } from './codec.js';
 
@@ -40,9 +41,14 @@ export function otlpHttpRoutes(table: RouteTable, pipeline: IngestPipeline): voi
         method: 'POST',
         url: `/v1/${signal}`,
         summary: `OTLP/HTTP ${signal} export`,
-        description: 'Acknowledged once the records are durable; 429/503 with Retry-After when the store falls behind. gzip bodies are inflated.',
+        description: 'Acknowledged once the records are durable; 429/503 with Retry-After, before the body is read, when the store falls behind or faultline is overloaded. gzip bodies are inflated.',
         tags: ['ingest'],
         scope: 'ingest',
+        // Spans and metric points are shed before log records, which carry heartbeats and exits.
+        admission: {
+          enter: (req) => pipeline.enter(signal === 'logs' ? 'evidence' : 'bulk', declaredBytes(req.headers)),
+          refuse: (err, req, reply) => answerError(signal, encodingOr(req, 'json'), err, reply, pipeline),
+        },
         rawBody: { contentTypes: [PROTOBUF, JSON_TYPE], description: `an Export${signal[0].toUpperCase()}${signal.slice(1)}ServiceRequest` },
         responses: {
           200: {
@@ -66,20 +72,34 @@ async function handle(signal: Signal, req: FastifyRequest, reply: FastifyReply, 
       ? reply.type(PROTOBUF).send(Buffer.from(encodeResponse(signal, result)))
       : reply.type(JSON_TYPE).send(responseObject(signal, result));
   } catch (err) {
-    const e = toFaultlineError(err);
-    if (e.code === 'internal') throw err;
-    if (e.status < 500 && e.status !== 429) pipeline.metrics.badRequests.inc({ endpoint: `/v1/${signal}`, code: e.code });
-    if (e.retryAfterS !== undefined) void reply.header('retry-after', String(e.retryAfterS));
-    reply.code(e.status);
-    if (encoding === 'protobuf') return reply.type(PROTOBUF).send(Buffer.from(encodeStatus(grpcCodeOf(e.status), e.message)));
-    const body: ErrorBody & { code: number; message: string } = {
-      // google.rpc.Status fields first (what OTLP/JSON clients read), faultline's shape alongside.
-      code: grpcCodeOf(e.status),
-      message: e.message,
-      error: { code: e.code, message: e.message },
-    };
-    return reply.type(JSON_TYPE).send(body);
+    return answerError(signal, encoding, err, reply, pipeline);
   }
+}
+
+/** The request's encoding, or `fallback` when its Content-Type is not one OTLP/HTTP takes. */
+function encodingOr(req: FastifyRequest, fallback: Encoding): Encoding {
+  try {
+    return encodingOf(req);
+  } catch {
+    return fallback;
+  }
+}
+
+/** An error answered as OTLP/HTTP says: google.rpc.Status in the request's encoding, Retry-After on 429/503. */
+function answerError(signal: Signal, encoding: Encoding, err: unknown, reply: FastifyReply, pipeline: IngestPipeline): FastifyReply {
+  const e = toFaultlineError(err);
+  if (e.code === 'internal') throw err;
+  if (e.status < 500 && e.status !== 429) pipeline.metrics.badRequests.inc({ endpoint: `/v1/${signal}`, code: e.code });
+  if (e.retryAfterS !== undefined) void reply.header('retry-after', String(e.retryAfterS));
+  reply.code(e.status);
+  if (encoding === 'protobuf') return reply.type(PROTOBUF).send(Buffer.from(encodeStatus(grpcCodeOf(e.status), e.message)));
+  const body: ErrorBody & { code: number; message: string } = {
+    // google.rpc.Status fields first (what OTLP/JSON clients read), faultline's shape alongside.
+    code: grpcCodeOf(e.status),
+    message: e.message,
+    error: { code: e.code, message: e.message },
+  };
+  return reply.type(JSON_TYPE).send(body);
 }
 
 /** google.rpc.Code for an HTTP status (used by the OTLP/HTTP error body and by the gRPC receiver). */

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { defineRoute, type RouteTable } from '../../api/route.js';
 import { FaultlineError, badRequest } from '../../errors.js';
+import { declaredBytes } from '../admission.js';
 import type { IngestPipeline } from '../pipeline.js';
 import type { CheckRegistry } from './checks.js';
 
@@ -38,7 +39,6 @@ export function pingRoutes(table: RouteTable, pipeline: IngestPipeline, checks: 
       if (exitCode === 0) pingKind = 'success';
     }
     if (!SLUG.test(slug)) throw badRequest('bad_slug', `"${slug}" is not a valid check slug (lower-case letters, digits, "-", "_", ".")`);
-    pipeline.admit();
     if (!checks.has(slug)) {
       if (!opts.autoCreate)
         throw new FaultlineError(
@@ -77,7 +77,8 @@ export function pingRoutes(table: RouteTable, pipeline: IngestPipeline, checks: 
     return 'OK';
   };
   const rawBody = { contentTypes: ['text/plain', 'application/octet-stream'], description: `the run's log (kept up to ping.max_log_bytes)` };
-  const common = { method: methods, tags: ['ping'], scope: 'ingest' as const, query: PingQuery, rawBody, responses: { 200: { description: 'OK: the ping is durable', contentType: 'text/plain' } } };
+  const admission = { enter: (req: FastifyRequest) => pipeline.enter('evidence', declaredBytes(req.headers)) };
+  const common = { method: methods, tags: ['ping'], scope: 'ingest' as const, query: PingQuery, rawBody, admission, responses: { 200: { description: 'OK: the ping is durable', contentType: 'text/plain' } } };
   const as = (kind: PingKind | 'code') => ({ req }: { req: FastifyRequest }) => handler(kind)(req as FastifyRequest<{ Params: { slug: string; code?: string } }>);
   defineRoute(table, { ...common, url: '/ping/:slug', summary: 'A run of the check succeeded', params: SlugParams }, as('success'));
   defineRoute(table, { ...common, url: '/ping/:slug/start', summary: 'A run of the check started', params: SlugParams }, as('start'));
