@@ -128,6 +128,7 @@ export class Detector {
   private lastTick = 0;
   private suppressUntil = 0;
   private massSilenceSince = 0;
+  private restartedAt = -Infinity;
   droppedBatches = 0;
   /** Monitors that react to faults opened elsewhere (a predicted exhaustion confirmed by an OOM, ...). */
   readonly openedListeners: ((f: Fault) => void)[] = [];
@@ -593,10 +594,17 @@ export class Detector {
     for (const t of this.targets.values()) t.hb.refresh(now);
   }
 
-  /** After a restart: the targets known from before are not judged silent until their collectors caught up. */
-  awaitCollectorRetries(): void {
-    const until = this.now() + this.opts.restartGraceMs;
-    for (const t of this.targets.values()) t.judgeFrom = until;
+  /**
+   * faultline (re)started now: a target whose newest heartbeat was sent before that — restored from the
+   * store, replayed from the write-ahead log, or retried late by its collector — is not judged silent until
+   * its collector had time to deliver what it could not send meanwhile.
+   */
+  restarted(): void {
+    this.restartedAt = this.now();
+  }
+
+  private catchingUp(t: TargetState, now: number): boolean {
+    return t.hb.last <= this.restartedAt && now < this.restartedAt + this.opts.restartGraceMs;
   }
 
   /** The periodic evaluation: own pause, due exits, silences, crash loops that calmed down. */
@@ -628,7 +636,7 @@ export class Detector {
     let alive = 0;
     const hosts = new Set<string>();
     for (const t of this.targets.values()) {
-      if (t.status !== 'alive' || t.hb.lastArrival === 0 || t.judgeFrom > now) continue;
+      if (t.status !== 'alive' || t.hb.lastArrival === 0 || this.catchingUp(t, now)) continue;
       alive++;
       if (t.hb.suspectedAt(now)) {
         suspects.push(t);

@@ -63,8 +63,6 @@ export class TargetState {
   lastSeen = 0;
   /** When a heartbeat from inside the runtime (not from a wrapper) last arrived. */
   runtimeBeatAt = -Infinity;
-  /** Silence is not judged before this time (a restart's grace: see DetectorOptions.restartGraceMs). */
-  judgeFrom = 0;
 
   constructor(
     public info: TargetInfo,
