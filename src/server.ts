@@ -163,7 +163,7 @@ export class FaultlineServer {
       metrics,
       timeouts: clientTimeouts(config.server),
     };
-    const api = (this.api = createApp(appOpts));
+    const api = (this.api = createApp({ ...appOpts, storeReady: () => this.storeReady }));
     const table: RouteTable = { app: api, registry: this.openapi, auth: this.auth, listener: 'http' };
     let otlpHttpUrl: string | undefined;
     apiRoutes(table, { store, writer, registry: this.registry, version: VERSION, otlpHttpUrl: () => otlpHttpUrl });
@@ -221,6 +221,8 @@ export class FaultlineServer {
   }
 
   private preparing?: Promise<void>;
+  /** Set once the store answered and its migrations are applied (the API listens before). */
+  private storeReady = false;
   private readonly abort = new AbortController();
 
   /**
@@ -235,6 +237,7 @@ export class FaultlineServer {
         if (report.retentionChanged.length) this.log.info('retention changed', { tables: report.retentionChanged.join(',') });
         await checks.load(store, (c) => this.checkMonitor && c.input && defineStoredCheck(this.checkMonitor, c.input, this.log));
         if (attempt > 1) this.log.info('store ready', { attempts: attempt });
+        this.storeReady = true;
         return;
       } catch (err) {
         if (this.abort.signal.aborted) throw err;

@@ -2,7 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Socket } from 'node:net';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
-import { FaultlineError } from '../errors.js';
+import { FaultlineError, isClickHouseError, isStoreUnavailable } from '../errors.js';
 import { ConfigSchema, type Config } from '../config/index.js';
 import type { Logger } from '../log/index.js';
 import type { IngestMetrics } from '../metrics/index.js';
@@ -15,6 +15,11 @@ export interface AppOptions {
   log: Logger;
   metrics: IngestMetrics;
   timeouts?: ClientTimeouts;
+  /**
+   * Whether the store is prepared (reachable, migrations applied). The API listens before it is: until
+   * then any failed read of the store answers 503 store_not_ready, not 500. Always prepared when absent.
+   */
+  storeReady?: () => boolean;
 }
 
 /** How long a client may take (config `server.*_timeout_ms`); slow clients (slowloris) are cut off. */
@@ -69,7 +74,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
       (err: Error) => done(err),
     );
   });
-  app.setErrorHandler((err, req, reply) => sendError(req, reply, toFaultlineError(err), opts));
+  app.setErrorHandler((err, req, reply) => sendError(req, reply, toFaultlineError(err, opts.storeReady?.() ?? true), opts));
   app.setNotFoundHandler((req, reply) =>
     sendError(req, reply, new FaultlineError('not_found', 404, `no route for ${req.method} ${req.url.split('?')[0]}`), opts),
   );
@@ -97,9 +102,16 @@ async function inflate(req: FastifyRequest, body: Buffer, max: number): Promise<
   }
 }
 
-/** Maps fastify's own errors (body limit, media type, ...) to coded errors; unknown errors become 500. */
-export function toFaultlineError(err: unknown): FaultlineError {
+/**
+ * Maps fastify's own errors (body limit, media type, ...) to coded errors, and a store that does not answer
+ * (or, before `storeReady`, any failure of the store) to 503 with Retry-After; unknown errors become 500.
+ */
+export function toFaultlineError(err: unknown, storeReady = true): FaultlineError {
   if (err instanceof FaultlineError) return err;
+  if (!storeReady && (isClickHouseError(err) || isStoreUnavailable(err)))
+    return withCause(new FaultlineError('store_not_ready', 503, 'faultline is still preparing its store (connecting, applying migrations); retry in a moment (GET /readyz says why)', 1), err);
+  if (isStoreUnavailable(err))
+    return withCause(new FaultlineError('store_unavailable', 503, 'the store did not answer in time or is unreachable; retry in a moment (GET /readyz says why)', 5), err);
   const e = err as { code?: string; statusCode?: number; message?: string };
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
@@ -111,14 +123,19 @@ export function toFaultlineError(err: unknown): FaultlineError {
       return new FaultlineError('bad_request', 400, e.message ?? 'bad request');
   }
   if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) return new FaultlineError('bad_request', e.statusCode, e.message ?? 'bad request');
-  const internal = new FaultlineError('internal', 500, 'internal error; see the faultline log');
-  internal.cause = err;
-  return internal;
+  return withCause(new FaultlineError('internal', 500, 'internal error; see the faultline log'), err);
+}
+
+function withCause(e: FaultlineError, cause: unknown): FaultlineError {
+  e.cause = cause;
+  return e;
 }
 
 function sendError(req: FastifyRequest, reply: FastifyReply, err: FaultlineError, opts: AppOptions): FastifyReply {
   if (err.status >= 500 && err.code === 'internal')
     opts.log.error('request failed', { method: req.method, url: req.url, error: err.cause ?? err, stack: opts.log.level === 'debug' ? (err.cause as Error)?.stack : undefined });
+  // Before the store is prepared its start-up retries are logged already; an outage later is worth a line per request.
+  if (err.code === 'store_unavailable') opts.log.warn('request failed: store unavailable', { method: req.method, url: req.url, error: err.cause });
   if (err.status >= 400 && err.status < 500 && err.status !== 429 && err.status !== 404)
     opts.metrics.badRequests.inc({ endpoint: routeLabel(req), code: err.code });
   if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));

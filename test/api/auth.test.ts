@@ -47,6 +47,8 @@ describe('API tokens and scopes', () => {
       ].join('\n'),
     );
     fl = await startFaultline({ dataDir: dir, env: { FAULTLINE_CONFIG: config, TEST_INGEST_TOKEN: TOKENS.ingest } });
+    // It listens before its store is migrated (reads answer 503 store_not_ready meanwhile): a client waits for ready.
+    await eventually(async () => (await fetch(`${fl.http}/readyz`)).status === 200, 30_000, '/readyz 200');
     const res = await fetch(`${fl.http}/api/openapi.json`);
     assert.equal(res.status, 200, 'the document itself is open');
     doc = (await res.json()) as Json;
@@ -99,7 +101,8 @@ describe('API tokens and scopes', () => {
 
   it('takes the token from the faultline_token cookie (a browser logged in by the dashboard)', async () => {
     const res = await fetch(`${fl.http}/api/v1/faults`, { headers: { cookie: `theme=dark; faultline_token=${TOKENS.read}` } });
-    assert.equal(res.status, 200);
+    const body = await res.text();
+    assert.equal(res.status, 200, body);
     const admin = await fetch(`${fl.http}/api/v1/silences`, { method: 'POST', headers: { cookie: `faultline_token=${TOKENS.read}` }, body: '{}' });
     assert.equal(admin.status, 403);
     // A change with the cookie from another site's page is refused; from faultline's own page it goes through.
