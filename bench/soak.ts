@@ -182,8 +182,8 @@ async function main(): Promise<void> {
       // A service of its own each: crashes of one service this often would be one crash loop.
       const t = { service: `crashy-${crashSeq}`, instance: `crashy-${crashSeq}-0`, host: `host-${crashSeq % HOSTS}`, home: crashSeq % INSTANCES };
       crashSeq++;
-      crashes.push({ instance: t.instance, at: now });
-      post(live(t.home), '/v1/logs', exitBody(t, now), () => undefined);
+      // Only an acknowledged exit is faultline's to find (one refused or never sent is the sender's to retry).
+      post(live(t.home), '/v1/logs', exitBody(t, now), () => crashes.push({ instance: t.instance, at: now }));
     }
     if (now >= nextSilence) {
       nextSilence += SILENCE_EVERY_MS;

@@ -47,6 +47,7 @@ export class Cluster implements Ownership {
   private handing?: Promise<void>;
   private again = false;
   private adoptTimer?: NodeJS.Timeout;
+  private staleTimer?: NodeJS.Timeout;
   handOvers = 0;
 
   constructor(
@@ -146,6 +147,13 @@ export class Cluster implements Ownership {
     this.handOver();
     this.adoptTimer = setInterval(() => this.handOver(), ADOPT_EVERY_MS);
     this.adoptTimer.unref();
+    // A tail round that hangs says nothing until it ends: meanwhile every target whose evidence comes
+    // through the store looks silent, the first ones before "most of the fleet" does. So staleness holds too.
+    this.staleTimer = setInterval(() => {
+      const stale = Date.now() - this.tail.lastSuccess;
+      if (stale > 2 * this.config.tail_ms + 1000) this.lagging(`no evidence read from the store for ${stale} ms`);
+    }, this.config.tail_ms);
+    this.staleTimer.unref();
   }
 
   private changed(change: MembershipChange): void {
@@ -209,6 +217,7 @@ export class Cluster implements Ownership {
   /** Leaves the cluster (the others take over at once); safe twice. */
   async stop(): Promise<void> {
     clearInterval(this.adoptTimer);
+    clearInterval(this.staleTimer);
     this.tail.stop();
     await this.handing;
     await this.membership.stop();
