@@ -26,6 +26,9 @@ import { migrate, openStore, type Store, type TableName } from './store/index.js
 import { Writer } from './writer/index.js';
 import { Cluster, clusterRoutes, instanceId } from './cluster/index.js';
 
+/** How long start-up waits for the previous run's write-ahead log to reach the store before detection is rebuilt. */
+const PREVIOUS_RUN_WAIT_MS = 30_000;
+
 export { VERSION };
 
 export interface Ports {
@@ -201,6 +204,9 @@ export class FaultlineServer {
     this.preparing = this.prepareStore(store, checks).then(
       async () => {
         writer.storeIsReady();
+        // Detection is rebuilt from the store: what the last run acknowledged (an exit it never judged) goes in first.
+        if (!(await writer.previousRunWritten(PREVIOUS_RUN_WAIT_MS)))
+          log.warn('the write-ahead log of the previous run is not all in the store yet; rebuilding detection without waiting longer', { waited_ms: PREVIOUS_RUN_WAIT_MS });
         // Ownership is known before anything is restored or decided (an exit left undecided is decided by its owner).
         await this.cluster?.start();
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));

@@ -70,11 +70,28 @@ export class Writer {
     this.storeFailing = true;
     const leftover = this.wal.leftover();
     for (const seg of leftover) this.enqueue(seg);
+    leftover.forEach((seg) => this.leftover.add(seg));
+    if (leftover.length === 0) this.leftoverDone();
     if (leftover.length > 0)
       this.log.info('replaying write-ahead log from the previous run', { segments: leftover.length, bytes: this.sealedBytes });
     this.timer = setInterval(() => this.sealIfDue(), Math.max(10, Math.floor(this.opts.flushIntervalMs / 4)));
     this.timer.unref();
     this.loop = this.flushLoop();
+  }
+
+  /** Segments of an earlier run not yet in the store. */
+  private readonly leftover = new Set<SealedSegment>();
+  private leftoverDone!: () => void;
+  private readonly leftoverWritten = new Promise<void>((resolve) => (this.leftoverDone = resolve));
+
+  /**
+   * Resolves true once what an earlier run acknowledged is in the store (what is read back from the store
+   * at start — exits not yet judged, recent heartbeats — includes it), or false after `timeoutMs`.
+   */
+  previousRunWritten(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)));
+    return Promise.race([this.leftoverWritten.then(() => true), timeout]).finally(() => clearTimeout(timer));
   }
 
   /** The store's tables exist: writing may begin. */
@@ -231,6 +248,7 @@ export class Writer {
         this.sealed.shift();
         this.sealedBytes -= seg.bytes;
         await this.wal.remove(seg);
+        if (this.leftover.delete(seg) && this.leftover.size === 0) this.leftoverDone();
         // The open segment may have been waiting for the store.
         if (!this.stopping) this.sealIfDue();
         if (this.storeFailing) this.log.info('store reachable again; writing the backlog', { segments: this.sealed.length });
