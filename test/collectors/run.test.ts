@@ -230,7 +230,7 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
   });
 
   if (impl.native)
-    it('--restart always: the wrapper holds the same descriptors on every run (no leak)', async () => {
+    it('--restart always: the descriptors the wrapper holds do not grow from run to run (no leak)', async () => {
       // Sockets come and go with telemetry in flight, /proc files with sampling, and the wrapper closes its end
       // of the new stderr pipe just after the spawn: what is left a moment later would be a leak.
       const exit = await wrap(['--service', 'fd-counter', '--restart', 'always', '--restart-delay', '10ms', '--max-restarts', '5', '--', 'sh', '-c',
@@ -238,7 +238,10 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
       assert.equal(exit.code, 0);
       const runs = [...exit.stderr.matchAll(/fds (\d+)/g)];
       assert.equal(runs.length, 6, exit.stderr);
-      assert.equal(new Set(runs.map((m) => m[1])).size, 1, `descriptors per run: ${runs.map((m) => m[1]).join(', ')}`);
+      // A leak grows with every run (five restarts: five more); one more at one moment is a file the resolver or
+      // a sample had open just then (seen once in a full run on a loaded machine).
+      const counts = runs.map((m) => Number(m[1]));
+      assert.ok(Math.max(...counts) - Math.min(...counts) <= 1 && counts[5] <= counts[0] + 1, `descriptors per run: ${counts.join(', ')}`);
     });
 
   it('faultline unreachable: the child runs to its end, its exit code is returned, and the drops are reported', async () => {
