@@ -7,7 +7,7 @@ import { LiveFeed, dashboardRoutes } from './dashboard/index.js';
 import { DEFAULT_DETECTOR, Detector, DEFAULT_ERROR_RATE, ErrorRateMonitor, ResourceMonitor, restoreDetector, type Ownership, type PhiOptions } from './detect/index.js';
 import { CheckMonitor } from './detect/checks.js';
 import { restoreChecks } from './detect/check-store.js';
-import { FaultReader, FaultWriter } from './faults/index.js';
+import { FaultReader, FaultWriter, repairFaultCopies } from './faults/index.js';
 import { RulesManager } from './rules/index.js';
 import { Escalator, Silences, escalationRoutes, type EventSink } from './escalate/index.js';
 import { Deliverer, deliveryRoutes } from './deliver/index.js';
@@ -207,6 +207,7 @@ export class FaultlineServer {
         // Detection is rebuilt from the store: what the last run acknowledged (an exit it never judged) goes in first.
         if (!(await writer.previousRunWritten(PREVIOUS_RUN_WAIT_MS)))
           log.warn('the write-ahead log of the previous run is not all in the store yet; rebuilding detection without waiting longer', { waited_ms: PREVIOUS_RUN_WAIT_MS });
+        await repairFaultCopies(store, log).catch((err) => log.error('cannot check the fault list\'s copies of faults', { error: err }));
         // Ownership is known before anything is restored or decided (an exit left undecided is decided by its owner).
         await this.cluster?.start();
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
