@@ -7,6 +7,9 @@ import type { Counter } from '../metrics/index.js';
  * one turn of the event loop takes, as it has been for about a second. Ingest (OTLP/HTTP, gRPC, pings) and the API share this one loop, so
  * while it is late every API request waits that much, several times over.
  */
+/** A single tick later than this is a pause of the whole process, not a loop kept busy. */
+const PAUSE_MS = 1000;
+
 export class LoopDelay {
   private timer?: NodeJS.Timeout;
   private due = 0;
@@ -39,13 +42,18 @@ export class LoopDelay {
   private tick(): void {
     const now = performance.now();
     const late = Math.max(0, now - this.due);
-    // Weighted by the time the sample covers (a late tick covers more), as an exponential moving average.
-    const weight = 1 - Math.exp(-(this.everyMs + late) / this.smoothingMs);
-    this.smoothed += weight * (late - this.smoothed);
     this.due = now + this.everyMs;
     this.timer = setTimeout(() => this.tick(), this.everyMs);
     this.timer.unref();
     this.onTick?.(now);
+    // One stall this long is a pause (the process stopped or descheduled, a long GC), not load: taken as a
+    // sample it would read as seconds of delay for seconds after, and the backlog the senders flush then,
+    // heartbeats among it, would be refused — making live targets look silent (detection holds its own
+    // judgement over such a pause).
+    if (late > PAUSE_MS) return;
+    // Weighted by the time the sample covers (a late tick covers more), as an exponential moving average.
+    const weight = 1 - Math.exp(-(this.everyMs + late) / this.smoothingMs);
+    this.smoothed += weight * (late - this.smoothed);
   }
 }
 
