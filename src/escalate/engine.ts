@@ -33,6 +33,9 @@ export interface Action {
 }
 
 /** Kinds that end a process abnormally: what a `transient` child is restarted for. */
+/** How far back an open fault with no delivery and no action is escalated at start (a kill cuts the last ones only). */
+const UNTOLD_WINDOW_MS = 3_600_000;
+
 const ABNORMAL = new Set(['crash', 'oom', 'hang', 'crash_loop']);
 
 /**
@@ -379,13 +382,35 @@ export class Escalator {
    * one whose fault was resolved meanwhile succeeded.
    */
   async restore(open: Iterable<Fault> = []): Promise<void> {
+    const faults = [...open];
     try {
-      await this.restoreActions(open);
+      await this.restoreActions(faults);
+      await this.escalateUntold(faults);
     } finally {
       const backlog = this.backlog ?? [];
       this.backlog = undefined;
       backlog.forEach((run) => run());
     }
+  }
+
+  /**
+   * Open faults that a stop cut off between their opening and their escalation — no delivery in the outbox,
+   * no action — are escalated now, as if just opened (a mute that still holds keeps them quiet). A page is
+   * lost otherwise: its fault is known, so it is never raised, and so never told, again.
+   */
+  private async escalateUntold(open: Fault[]): Promise<void> {
+    const since = this.now() - UNTOLD_WINDOW_MS;
+    const acted = new Set([...this.actions.values()].map((a) => a.faultId));
+    const candidates = open.filter((f) => f.detectedAt >= since && !acted.has(f.id) && this.ownership.owns(ownerKeyOf(f)));
+    if (!this.notifier || candidates.length === 0) return;
+    const told = await this.store.query<{ fault_id: string }>(
+      `SELECT DISTINCT fault_id FROM ${this.store.database}.deliveries_by_fault WHERE fault_id IN {ids:Array(String)}`,
+      { ids: candidates.map((f) => f.id) },
+    );
+    const untold = candidates.filter((f) => !told.some((t) => t.fault_id === f.id));
+    if (untold.length > 0) this.log.info('escalating open faults no one was told of before faultline stopped', { faults: untold.length });
+    // Queued behind the restore (run once it is done), as every fault opened meanwhile.
+    for (const f of untold) this.opened(f);
   }
 
   private async restoreActions(open: Iterable<Fault>, only?: Set<string>): Promise<void> {

@@ -3,15 +3,19 @@
  * is failing, and is SIGKILLed while it retries and while a supervisor action waits for its backoff. The
  * next faultline on the same data directory resumes from the outbox: nothing is lost, every repeat carries
  * the same webhook-id and body, nothing new is said about the same faults, and the receiver, deduplicating
- * by webhook-id, processes each event once. The action that was waiting is sent after the restart.
+ * by webhook-id, processes each event once. The action that was waiting is sent after the restart, and a
+ * fault the kill cut off before anyone was told of it is told then.
  */
+
+/** A fault opened just before the kill, whose notification never reached the outbox. */
+const UNTOLD = 'fedcba9876543210fedc';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { verify } from '../../src/deliver/index.js';
 import { newSecret, startReceiver, type Received } from '../deliver/receiver.js';
-import { eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+import { eventually, execStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
 
 describe('escalation across kill -9 of faultline', () => {
@@ -78,25 +82,33 @@ describe('escalation across kill -9 of faultline', () => {
       const [action] = ((await (await fetch(`${first.http}/api/v1/actions`)).json()) as { actions: { id: string; state: string }[] }).actions;
       assert.equal(action?.state, 'pending', 'the restart of orders waits for its backoff');
       await first.kill9();
+      await execStore(
+        join(dir, 'data'),
+        `INSERT INTO faultline.faults (id, revision, kind, state, service, instance, host, started_at, detected_at, explanation, evidence)
+         VALUES ('${UNTOLD}', toUnixTimestamp64Milli(now64(3)), 'crash', 'open', 'ledger', 'ledger-1', 'node-1', now64(3) - INTERVAL 5 SECOND,
+                 now64(3) - INTERVAL 4 SECOND, 'ledger-1 exited with code 2', '[]')`,
+      );
 
       const beforeKill = rx.received.length;
       const bodies = new Map(rx.received.map((r) => [r.id, r.body]));
       assert.ok(!bodies.has(action.id), 'the action was not sent before the kill');
       accepting = true;
       const second = await start();
-      await eventually(async () => [...bodies.keys()].every((id) => processed.has(id)) && processed.has(action.id), 30_000, 'every event delivered after the restart').catch((e: Error) => {
+      const untold = () => [...processed.values()].find((r) => r.path === '/chat' && r.body.includes(UNTOLD));
+      await eventually(async () => [...bodies.keys()].every((id) => processed.has(id)) && processed.has(action.id) && untold(), 30_000, 'every event delivered after the restart, the untold fault told').catch((e: Error) => {
         throw new Error(`${e.message}: processed ${[...processed.keys()].join(', ')} of ${[...bodies.keys()].join(', ')}, ${action.id}\n${second.logs().slice(-3000)}`);
       });
       await new Promise((r) => setTimeout(r, 1000)); // anything more it would send
 
       const resumed = rx.received.slice(beforeKill);
-      for (const r of resumed.filter((r) => r.path === '/chat')) {
+      assert.equal(resumed.filter((r) => r.path === '/chat' && r.body.includes(UNTOLD) && r.id !== untold()!.id).length, 0, 'the untold fault told once');
+      for (const r of resumed.filter((r) => r.path === '/chat' && !r.body.includes(UNTOLD))) {
         assert.ok(bodies.has(r.id), `${r.id}: nothing new is said about the same faults after the restart`);
         assert.equal(r.body, bodies.get(r.id), `${r.id}: a repeat carries the same body`);
       }
       assert.deepEqual(resumed.filter((r) => r.path === '/agent').map((r) => r.id), [action.id], 'the waiting action is sent once, with its id as webhook-id');
       assert.equal(JSON.parse(processed.get(action.id)!.body).type, 'supervisor.action');
-      assert.equal(processed.size, bodies.size + 1, 'each event processed once');
+      assert.equal(processed.size, bodies.size + 2, 'each event processed once (and the untold fault told)');
       assert.equal(badSignatures, 0);
       const actions = ((await (await fetch(`${second.http}/api/v1/actions`)).json()) as { actions: { id: string; state: string }[] }).actions;
       assert.equal(actions.find((a) => a.id === action.id)?.state, 'sent');
