@@ -162,8 +162,11 @@ export class Cluster implements Ownership {
     void parts.deliverer.setSending(change.member).catch((err) => this.log.error('cannot check deliveries taken over meanwhile', { error: err }));
     if (change.member && this.wasCut) parts.detector.holdJudgement(parts.detector.opts.tickMs, 'this instance was cut from the store');
     // Senders that reported to an instance gone fall quiet until they fail over to another: not silences.
-    else if (change.gone.length > 0)
+    else if (change.gone.length > 0) {
       parts.detector.holdJudgement(this.config.lease_ms, `instance ${change.gone.join(', ')} left; its senders fail over to the others`, 'info');
+      // And they retry what the gone instance never acknowledged (an exit) with backoff: not silences either.
+      parts.detector.awaitSenderRetries();
+    }
     this.wasCut = !change.member;
     this.handOver();
   }

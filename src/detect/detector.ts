@@ -128,7 +128,7 @@ export class Detector {
   private lastTick = 0;
   private suppressUntil = 0;
   private massSilenceSince = 0;
-  private restartedAt = -Infinity;
+  private retriesSince = -Infinity;
   droppedBatches = 0;
   /** Monitors that react to faults opened elsewhere (a predicted exhaustion confirmed by an OOM, ...). */
   readonly openedListeners: ((f: Fault) => void)[] = [];
@@ -595,16 +595,17 @@ export class Detector {
   }
 
   /**
-   * faultline (re)started now: a target whose newest heartbeat was sent before that — restored from the
-   * store, replayed from the write-ahead log, or retried late by its collector — is not judged silent until
-   * its collector had time to deliver what it could not send meanwhile.
+   * Senders may be retrying, with backoff, what they could not deliver until now — faultline (re)started,
+   * or an instance they reported to left and they fail over to another: a target whose newest heartbeat
+   * was sent before now (restored from the store, replayed from the write-ahead log, retried late) is not
+   * judged silent until its collector had time to deliver the rest, an exit among it.
    */
-  restarted(): void {
-    this.restartedAt = this.now();
+  awaitSenderRetries(): void {
+    this.retriesSince = this.now();
   }
 
   private catchingUp(t: TargetState, now: number): boolean {
-    return t.hb.last <= this.restartedAt && now < this.restartedAt + this.opts.restartGraceMs;
+    return t.hb.last <= this.retriesSince && now < this.retriesSince + this.opts.restartGraceMs;
   }
 
   /** The periodic evaluation: own pause, due exits, silences, crash loops that calmed down. */

@@ -86,7 +86,7 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
     decided++;
   }
   d.holdJudgement(d.opts.tickMs, 'faultline (re)started', 'info');
-  d.restarted();
+  d.awaitSenderRetries();
   log.info('detection state rebuilt from the store', { open_faults: open.length, targets: d.targets.size, heartbeats: beats.length, exits_rechecked: decided });
 }
 

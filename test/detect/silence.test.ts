@@ -86,7 +86,7 @@ describe('silence (heartbeats that stop)', () => {
     // faultline restarts (the state rebuilt from the store) just after the process died: its exit comes late,
     // after the wrapper's retry backoff.
     f.stop(api);
-    f.detector.restarted();
+    f.detector.awaitSenderRetries();
     f.run(8000);
     assert.equal(f.opened.length, 0, 'no hang while the collector may still be retrying');
     f.exit(api);
@@ -102,7 +102,7 @@ describe('silence (heartbeats that stop)', () => {
     const f = fleet([api], 'solo');
     f.run(30_000);
     f.stop(api);
-    f.detector.restarted();
+    f.detector.awaitSenderRetries();
     f.run(15_000);
     assert.deepEqual(
       f.opened.map((o) => o.kind),
@@ -113,7 +113,7 @@ describe('silence (heartbeats that stop)', () => {
   it('a target heard after the restart is judged at once, grace or not', () => {
     const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
     const f = fleet([api], 'solo');
-    f.detector.restarted();
+    f.detector.awaitSenderRetries();
     f.run(6000);
     f.stop(api);
     f.run(4000);
