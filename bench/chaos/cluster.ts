@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import { connect, createServer, type Socket } from 'node:net';
 import { startClickHouseHttp, type ClickHouseHttp } from '../../test/support/clickhouse-http.js';
-import { startStoreLink, type StoreLink } from '../../test/support/cluster.js';
+import { spliceSockets, startStoreLink, type StoreLink } from '../../test/support/cluster.js';
 import { removeDir, tempDir } from '../../test/support/faultline.js';
 import { chaosFaultline, type ChaosFaultline } from './faultline.js';
 import { waitFor, type Findings } from './harness.js';
@@ -77,16 +77,7 @@ async function startBalancer(f: Findings, ports: number[]): Promise<number> {
       upstream.once('error', () => tryFrom(tries + 1));
       upstream.once('connect', () => {
         upstream.removeAllListeners('error');
-        open.add(upstream);
-        const drop = () => {
-          client.destroy();
-          upstream.destroy();
-          open.delete(client);
-          open.delete(upstream);
-        };
-        client.on('error', drop).on('close', drop);
-        upstream.on('error', drop).on('close', drop);
-        client.pipe(upstream).pipe(client);
+        spliceSockets(client, upstream, open);
         client.resume();
       });
     };

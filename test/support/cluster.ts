@@ -52,22 +52,26 @@ export interface ClusterView {
   instances: { id: string; address: string; health: string; self: boolean; owned_targets: number; targets: { service: string; instance: string }[] }[];
 }
 
+/** Joins two connections both ways, kept in `open` while they last; either one ending ends both. */
+export function spliceSockets(client: Socket, upstream: Socket, open: Set<Socket>): void {
+  open.add(client).add(upstream);
+  const drop = () => {
+    client.destroy();
+    upstream.destroy();
+    open.delete(client);
+    open.delete(upstream);
+  };
+  client.on('error', drop).on('close', drop);
+  upstream.on('error', drop).on('close', drop);
+  client.pipe(upstream).pipe(client);
+}
+
 export async function startStoreLink(targetPort: number): Promise<StoreLink> {
   let cut = false;
   const sockets = new Set<Socket>();
   const server: Server = createServer((client) => {
     if (cut) return client.destroy();
-    const upstream = connect(targetPort, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', drop).on('close', drop);
-    upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream).pipe(client);
+    spliceSockets(client, connect(targetPort, '127.0.0.1'), sockets);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
