@@ -2,8 +2,8 @@
  * faultline as the chaos scenarios run it: the real `faultline serve` process on fixed ports (so a restarted
  * instance is found where its clients left it), with a config file, ready once /readyz says so.
  */
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { createServer } from 'node:net';
 import { startFaultline, type RunningFaultline } from '../../test/support/faultline.js';
 import { sleep, type Findings } from './harness.js';
@@ -49,6 +49,7 @@ export async function chaosFaultline(
     ...opts.env,
   };
   const base = `http://${host}:${ports.http}`;
+  const runs: RunningFaultline[] = [];
   const fl: ChaosFaultline = {
     dir,
     dataDir,
@@ -57,6 +58,7 @@ export async function chaosFaultline(
     current: undefined as unknown as RunningFaultline,
     start: async () => {
       fl.current = await startFaultline({ dataDir, env, args: ['--config', config] });
+      runs.push(fl.current);
       for (const until = Date.now() + 60_000; ; await sleep(100)) {
         const ready = await fetch(`${base}/readyz`).then((r) => r.ok, () => false);
         if (ready) break;
@@ -83,8 +85,17 @@ export async function chaosFaultline(
   };
   f.onCleanup(async () => {
     await fl.current?.kill9();
+    keepLogs(dir, runs);
   });
   return fl;
+}
+
+/** With CHAOS_LOGS_DIR set, each run's log is kept there (the scenario's folders are removed). */
+function keepLogs(dir: string, runs: RunningFaultline[]): void {
+  const to = process.env.CHAOS_LOGS_DIR;
+  if (!to) return;
+  mkdirSync(to, { recursive: true });
+  for (const [i, run] of runs.entries()) writeFileSync(join(to, `${basename(dir)}-run${i + 1}.log`), run.logs());
 }
 
 /** The fault list as the API gives it (up to 500, newest first). */
