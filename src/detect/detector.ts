@@ -280,7 +280,9 @@ export class Detector {
     if (hb.rss !== null) t.rss.push(hb.at, hb.rss);
     if (hb.limit !== null) t.memoryLimit = hb.limit;
     if (hb.loopP99 !== null) t.eventLoop.push(hb.at, hb.loopP99);
-    if (!fresh) return;
+    // Nor does one older than the process's exit: it was beating then (a beat relayed late through another
+    // instance, or written from a log at its restart) but is gone now — reviving it would make a hang of it.
+    if (!fresh || (t.status === 'exited' && hb.at <= t.exitedAt)) return;
     if (t.status !== 'alive') {
       t.status = 'alive';
       this.resolveTarget(t, arrival, hb.at);
@@ -292,6 +294,7 @@ export class Detector {
   exit(e: ExitEvidence, arrival: number): void {
     const t = this.target({ service: e.service, instance: e.instance, version: e.version, host: e.host, pid: e.pid }, arrival);
     t.status = 'exited';
+    t.exitedAt = Math.max(t.exitedAt, e.at);
     if (isStopSignal(e) && !e.intended) this.pending.push({ exit: e, decideAt: arrival + this.deps.rules().settings.deploy_grace });
     else this.decideExit(e);
   }

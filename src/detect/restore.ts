@@ -74,7 +74,8 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
     if (f.kind === 'silent') for (const t of d.targets.values()) if (t.info.host === f.host) t.status = 'silent';
   }
 
-  const exits = await recentExits(store, now - rules.settings.window - rules.settings.deploy_grace);
+  // As far back as the heartbeats: a target that exited within the look-back must not be judged silent.
+  const exits = await recentExits(store, now - Math.max(rules.settings.window + rules.settings.deploy_grace, HEARTBEAT_LOOKBACK_S * 1000));
   let decided = 0;
   for (const e of exits) {
     // A deploy that happened while faultline was down shows in the restored targets' versions.

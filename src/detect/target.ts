@@ -58,6 +58,8 @@ export class TargetState {
   memoryLimit = 0;
   exceptions: RecentException[] = [];
   status: TargetStatus = 'alive';
+  /** Evidence time of the newest exit: a heartbeat from before it (late, relayed) does not bring the target back. */
+  exitedAt = -Infinity;
   firstSeen: number;
   /** Evidence time of the newest telemetry of any kind. */
   lastSeen = 0;

@@ -122,4 +122,23 @@ describe('silence (heartbeats that stop)', () => {
       ['hang'],
     );
   });
+  it('a heartbeat relayed late, older than the exit, does not bring the crashed target back (no hang after its crash)', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const worker: Beater = { service: 'worker', intervalMs: 1000, next: 500 };
+    const f = fleet([api, worker]);
+    f.run(30_000);
+    // The last beat before the crash went to another instance, which stored it late (its restart): this
+    // instance reads it back through the store after it decided the exit.
+    f.stop(api);
+    f.run(900);
+    const lastBeat = f.now() - 100;
+    f.exit(api);
+    f.run(2000);
+    f.detector.beat({ service: 'api', instance: 'api-1', version: '1.0.0', host: 'edge-1', pid: 1 }, { at: lastBeat, intervalMs: 1000, rss: null, limit: null, loopP99: null }, f.now());
+    f.run(20_000);
+    assert.deepEqual(
+      f.opened.map((o) => [o.kind, o.service]),
+      [['crash', 'api']],
+    );
+  });
 });
