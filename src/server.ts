@@ -328,7 +328,7 @@ export class FaultlineServer {
         phiFor: (service) => perService.get(service) ?? fallback,
         ownership,
       },
-      { ...DEFAULT_DETECTOR, phi: fallback, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms, restartGraceMs: d.restart_grace_ms },
+      { ...DEFAULT_DETECTOR, phi: fallback, massSilenceRatio: d.mass_silence_ratio, massSilenceHoldMs: d.mass_silence_hold_ms, restartGraceMs: d.restart_grace_ms, relayMs: relayed },
     );
     this.registry.gauge('faultline_detection_targets', 'Targets tracked by detection.', () => detector.targets.size);
     this.registry.gauge('faultline_open_faults', 'Faults open now.', () => detector.open.size);

@@ -9,7 +9,8 @@ import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './fact
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
 import { targetKey, TargetState, type TargetInfo } from './target.js';
 import { exitFromRow, msOf, type Row } from './rows.js';
-import { ALONE, hostKey, ownerKeyOf, type Ownership } from './ownership.js';
+import { ALONE, hostKey, ownerKeyOf, serviceKey, type Ownership } from './ownership.js';
+import { AbnormalExits, exitFaultId } from './abnormal-exits.js';
 
 export interface DetectorOptions {
   phi: PhiOptions;
@@ -28,6 +29,12 @@ export interface DetectorOptions {
   restartGraceMs: number;
   /** Bound of the evidence queue between ingest and detection. */
   maxQueue: number;
+  /**
+   * In a cluster, how late evidence (and a fault) stored by another instance reaches this one: its writer's
+   * flush plus a tail round. Crash-loop exits handed between a target's owner and its service's owner wait
+   * a few of these. 0 alone.
+   */
+  relayMs: number;
 }
 
 /** A silent target waits at most this long for its host's siblings to show whether the host went quiet. */
@@ -67,6 +74,7 @@ export const DEFAULT_DETECTOR: DetectorOptions = {
   massSilenceHoldMs: 30_000,
   restartGraceMs: 10_000,
   maxQueue: 10_000,
+  relayMs: 0,
 };
 
 export interface HeartbeatSample {
@@ -95,11 +103,18 @@ export interface DetectorDeps {
   ownership?: Ownership;
 }
 
-/** An exit of a target another instance decides about, kept in case its owner dies before deciding it. */
+/**
+ * An exit this instance does not decide now, kept so that it is decided all the same: one of a target
+ * another instance owns (in case that owner dies first; and, at the service's owner, to fold it into the
+ * service's crash loop after `foldAt`), or one of this instance's targets whose crash loop belongs to
+ * another instance (`handedUntil`: decided here after that, unless the crash loop names it by then).
+ */
 interface DeferredExit {
   exit: ExitEvidence;
   replacedBy?: string;
   until: number;
+  foldAt?: number;
+  handedUntil?: number;
 }
 
 /** How long an exit left to another instance is kept beyond the rules' window and deploy grace. */
@@ -119,7 +134,7 @@ export class Detector {
   /** Ids of faults raised recently (or open): the same evidence never opens a second fault. */
   readonly knownIds = new RecentIds(KNOWN_IDS_FOR_MS);
   private readonly knownSignatures = new Set<string>();
-  private readonly abnormalExits = new Map<string, number[]>();
+  private readonly abnormalExits = new AbnormalExits();
   private pending: PendingExit[] = [];
   private readonly suspectedSince = new Map<string, number>();
   private queue: { tables: Map<TableName, object[]>; arrival: number }[] = [];
@@ -142,6 +157,8 @@ export class Detector {
   /** Told when a fault another instance decided is learned from the store, or learned resolved (cluster). */
   readonly learnedListeners: ((f: Fault) => void)[] = [];
   private readonly deferred = new Map<string, DeferredExit>();
+  /** Ids of deferred exits waiting for a crash-loop hand-off (`foldAt` or `handedUntil`): looked at every tick. */
+  private readonly handing = new Set<string>();
   private ready = false;
   private readonly now: () => number;
   private readonly ownership: Ownership;
@@ -299,53 +316,121 @@ export class Detector {
     else this.decideExit(e);
   }
 
-  /** Classifies an exit with the rules and opens (or extends) a fault. */
-  decideExit(e: ExitEvidence, replacedBy?: string): Fault | undefined {
-    const id = faultId('exit', e.service, e.instance, e.at);
+  /**
+   * Classifies an exit with the rules and opens (or extends) a fault. A crash loop is the service's, so in a
+   * cluster it is opened and revised by the owner of the service alone: a target's owner whose exit is part
+   * of one hands it to that owner (which follows the exit through the store as well) and keeps it deferred;
+   * the crash loop naming it ends the wait, and if none does in time the exit is decided here, `overdue`.
+   */
+  decideExit(e: ExitEvidence, replacedBy?: string, overdue = false): Fault | undefined {
+    const id = exitFaultId(e.service, e.instance, e.at);
     if (this.knownIds.has(id)) return undefined;
+    const verdict = this.judgeExit(e, replacedBy);
+    const abnormal = verdict.decision !== undefined && verdict.decision.kind !== 'none';
+    // Counted whoever decides it: the target's owner and the service's owner must count alike.
+    if (abnormal) this.abnormalExits.note(e.service, id, e.at);
     if (!this.owns(targetKey(e.service, e.instance))) {
-      const { window, deploy_grace } = this.deps.rules().settings;
-      this.deferred.set(id, { exit: e, replacedBy, until: this.now() + window + deploy_grace + DEFER_EXTRA_MS });
+      this.defer(id, { exit: e, replacedBy, foldAt: abnormal ? this.now() + this.foldWaitMs : undefined });
       return undefined;
     }
-    this.deferred.delete(id);
-    const rules = this.deps.rules();
-    const window = rules.settings.crash_loop_window;
-    const recent = (this.abnormalExits.get(e.service) ?? []).filter((at) => at > e.at - window && at < e.at);
-    const t = this.targets.get(targetKey(e.service, e.instance));
-    const facts = exitFacts(e, t, rules.settings, recent.length + 1, replacedBy);
-    const decision = rules.decide('exit', facts);
+    this.forgetDeferred(id);
+    const { decision, facts, rules, target } = verdict;
     if (!decision || decision.kind === 'none') {
       this.deps.log.debug('exit is not a fault', { service: e.service, instance: e.instance, rule: decision?.ruleId });
       return undefined;
     }
-    this.abnormalExits.set(e.service, [...recent, e.at]);
-    const evidence: EvidenceRef[] = [
-      { type: 'exit', at: iso(e.at), service: e.service, instance: e.instance, detail: String((facts.exit as Facts).class) },
-      ...heartbeatRef(t, e.at - rules.settings.window, e.at),
-      ...exceptionRef(t, e),
-    ];
-    if (decision.kind === 'crash_loop') return this.crashLoop(e, decision, facts, evidence, rules);
-    return this.openFault(id, decision, facts, evidence, rules, {
-      service: e.service,
-      instance: e.instance,
-      host: e.host,
-      version: e.version,
-      startedAt: e.at,
-    });
+    const evidence = exitEvidence(e, target, facts, rules);
+    const where = { service: e.service, instance: e.instance, host: e.host, version: e.version, startedAt: e.at };
+    if (decision.kind !== 'crash_loop') return this.openFault(id, decision, facts, evidence, rules, where);
+    if (this.owns(serviceKey(e.service))) return this.crashLoop(e, decision, facts, evidence, rules);
+    if (!overdue) {
+      this.defer(id, { exit: e, replacedBy, handedUntil: this.now() + this.handWaitMs });
+      return undefined;
+    }
+    // The service's owner did not take it in time (gone, cut off, or it counted fewer exits): decided here
+    // as the exit alone, so that it is not lost and the service keeps one crash loop.
+    const alone = this.judgeExit(e, replacedBy, 0);
+    if (!alone.decision || alone.decision.kind === 'none') return undefined;
+    this.deps.log.info('crash-loop exit not taken by the service\'s owner in time; decided on its own', { service: e.service, instance: e.instance, id });
+    return this.openFault(id, alone.decision, alone.facts, exitEvidence(e, target, alone.facts, rules), rules, where);
   }
 
+  /** The rules' verdict on an exit, with `before` abnormal exits of its service before it (default: as counted). */
+  private judgeExit(e: ExitEvidence, replacedBy: string | undefined, before?: number) {
+    const rules = this.deps.rules();
+    const count = before ?? this.abnormalExits.before(e.service, e.at, rules.settings.crash_loop_window);
+    const target = this.targets.get(targetKey(e.service, e.instance));
+    const facts = exitFacts(e, target, rules.settings, count + 1, replacedBy);
+    return { rules, target, facts, decision: rules.decide('exit', facts) };
+  }
+
+  /** The service's owner waits this long before folding another instance's target's exit into its crash loop: by then that owner's own verdict on it (a crash) has reached this instance, and the exits before it too. */
+  private get foldWaitMs(): number {
+    return 2 * this.opts.relayMs + 500;
+  }
+
+  /** A target's owner waits this long for the service's crash loop to name an exit handed to its owner. */
+  private get handWaitMs(): number {
+    return this.foldWaitMs + 3 * this.opts.relayMs + 2000;
+  }
+
+  private defer(id: string, d: Omit<DeferredExit, 'until'>): void {
+    const { window, deploy_grace } = this.deps.rules().settings;
+    this.deferred.set(id, { ...d, until: this.now() + window + deploy_grace + DEFER_EXTRA_MS });
+    if (d.foldAt !== undefined || d.handedUntil !== undefined) this.handing.add(id);
+    else this.handing.delete(id);
+  }
+
+  private forgetDeferred(id: string): void {
+    this.deferred.delete(id);
+    this.handing.delete(id);
+  }
+
+  /**
+   * Crash-loop exits between a target's owner and its service's owner (see decideExit). At the service's
+   * owner, another instance's abnormal exit is folded into the service's crash loop once the wait is over,
+   * if it is part of one and its target's owner did not decide it as a fault of its own. At a target's
+   * owner, an exit handed over is decided here when overdue, or at once when the service became this
+   * instance's. Either ends as soon as a fault naming the exit is known.
+   */
+  private settleHandOffs(now: number): void {
+    for (const id of [...this.handing]) {
+      const d = this.deferred.get(id);
+      if (!d || this.knownIds.has(id)) {
+        this.forgetDeferred(id);
+        continue;
+      }
+      const ownsService = this.owns(serviceKey(d.exit.service));
+      if (d.handedUntil !== undefined) {
+        if (now < d.handedUntil && !ownsService) continue;
+        this.forgetDeferred(id);
+        this.decideExit(d.exit, d.replacedBy, true);
+      } else if (d.foldAt !== undefined && now >= d.foldAt && ownsService && !this.owns(targetKey(d.exit.service, d.exit.instance))) {
+        // Looked at once: an exit its owner decided as a fault of its own, or that is no part of a crash loop, stays its owner's.
+        this.handing.delete(id);
+        this.foldIntoCrashLoop(id, d);
+      }
+    }
+  }
+
+  private foldIntoCrashLoop(id: string, d: DeferredExit): void {
+    const { decision, facts, rules, target } = this.judgeExit(d.exit, d.replacedBy);
+    if (decision?.kind !== 'crash_loop') return;
+    this.forgetDeferred(id);
+    this.crashLoop(d.exit, decision, facts, exitEvidence(d.exit, target, facts, rules), rules);
+  }
+
+  /** Opens the service's crash loop, or counts the exit in the one open (by the owner of the service only). */
   private crashLoop(e: ExitEvidence, decision: Decision, facts: Facts, evidence: EvidenceRef[], rules: RuleSet): Fault {
-    const existing = [...this.open.values()].find((f) => f.kind === 'crash_loop' && f.service === e.service);
+    const existing = [...this.open.values()].find((f) => f.kind === 'crash_loop' && f.service === e.service && !f.instance);
+    this.knownIds.add(exitFaultId(e.service, e.instance, e.at));
     if (existing) {
       existing.occurrences++;
       existing.explanation = decision.explanation;
       existing.evidence = [...existing.evidence, evidence[0]].slice(-50);
       this.deps.writer.saveFault(existing, 'updated');
-      this.knownIds.add(faultId('exit', e.service, e.instance, e.at));
       return existing;
     }
-    this.knownIds.add(faultId('exit', e.service, e.instance, e.at));
     return this.openFault(faultId('crash_loop', e.service, e.at), decision, facts, evidence, rules, {
       service: e.service,
       instance: '',
@@ -441,11 +526,12 @@ export class Detector {
    * crash loops count its exits and the API counts it. A resolution is final whoever made it.
    */
   learn(f: Fault): void {
-    const known = this.knownIds.has(f.id) || this.open.has(f.id);
     this.knownIds.add(f.id);
-    this.deferred.delete(f.id);
+    this.forgetDeferred(f.id);
     for (const ev of f.evidence)
-      if (ev.type === 'exit' && ev.service && ev.instance) this.knownIds.add(faultId('exit', ev.service, ev.instance, Date.parse(ev.at)));
+      if (ev.type === 'exit' && ev.service && ev.instance) this.knownIds.add(exitFaultId(ev.service, ev.instance, Date.parse(ev.at)));
+    // Resolved ones too: a crash whose target came back within a tail round still counts towards a loop.
+    this.abnormalExits.noteFault(f);
     const mine = this.open.get(f.id);
     if (f.state === 'resolved') {
       if (mine) this.forget(mine, f);
@@ -456,7 +542,6 @@ export class Detector {
       if (!this.owns(ownerKeyOf(f))) Object.assign(mine, { occurrences: f.occurrences, explanation: f.explanation, evidence: f.evidence });
       return;
     }
-    if (!known && (f.kind === 'crash' || f.kind === 'oom' || f.kind === 'crash_loop')) this.recordAbnormalExit(f.service, f.startedAt);
     this.track(f);
     this.knowSignature(f.signature);
     if (f.kind === 'silent' && !f.instance) for (const t of this.targets.values()) if (t.info.host === f.host) t.status = 'silent';
@@ -478,9 +563,14 @@ export class Detector {
     for (const listener of this.learnedListeners) listener(f);
   }
 
-  /** Fault ids of exits left to another instance that this one owns now and that no fault is known for. */
+  /**
+   * Fault ids of exits left to another instance that this one owns now and that no fault is known for
+   * (not those this instance handed to a service's owner: settleHandOffs decides them).
+   */
   deferredToDecide(): string[] {
-    return [...this.deferred.entries()].filter(([id, d]) => !this.knownIds.has(id) && this.owns(targetKey(d.exit.service, d.exit.instance))).map(([id]) => id);
+    return [...this.deferred.entries()]
+      .filter(([id, d]) => d.handedUntil === undefined && !this.knownIds.has(id) && this.owns(targetKey(d.exit.service, d.exit.instance)))
+      .map(([id]) => id);
   }
 
   /**
@@ -492,7 +582,7 @@ export class Detector {
     for (const id of ids) {
       const d = this.deferred.get(id);
       if (!d || this.knownIds.has(id)) continue;
-      this.deferred.delete(id);
+      this.forgetDeferred(id);
       if (this.decideExit(d.exit, d.replacedBy)) decided++;
     }
     return decided;
@@ -502,7 +592,7 @@ export class Detector {
   knowIds(ids: Iterable<string>): void {
     for (const id of ids) {
       this.knownIds.add(id);
-      this.deferred.delete(id);
+      this.forgetDeferred(id);
     }
   }
 
@@ -523,8 +613,9 @@ export class Detector {
     return before;
   }
 
-  recordAbnormalExit(service: string, at: number): void {
-    this.abnormalExits.set(service, [...(this.abnormalExits.get(service) ?? []), at]);
+  /** Counts the exits a fault read back from the store stands for (see AbnormalExits.noteFault). */
+  recordAbnormalExits(f: Pick<Fault, 'id' | 'kind' | 'service' | 'startedAt' | 'evidence'>): void {
+    this.abnormalExits.noteFault(f);
   }
 
   /**
@@ -619,12 +710,15 @@ export class Detector {
     if (gap > this.opts.pauseThresholdMs) this.holdJudgement(this.opts.tickMs, `faultline was paused for ${gap} ms`);
     this.processQueue();
     this.decideDueExits(now);
+    this.settleHandOffs(now);
     if (now >= this.suppressUntil) this.judgeSilences(now);
     this.calmCrashLoops(now);
     if (now - this.lastEviction > 60_000) {
       this.evictGone(now);
       this.knownIds.prune(now);
-      for (const [id, d] of this.deferred) if (d.until < now || this.knownIds.has(id)) this.deferred.delete(id);
+      for (const [id, d] of this.deferred) if (d.until < now || this.knownIds.has(id)) this.forgetDeferred(id);
+      const { crash_loop_window, deploy_grace } = this.deps.rules().settings;
+      this.abnormalExits.prune(now - crash_loop_window - deploy_grace - DEFER_EXTRA_MS);
     }
   }
 
@@ -749,8 +843,7 @@ export class Detector {
     const window = this.deps.rules().settings.crash_loop_window;
     for (const f of [...this.open.values()]) {
       if (f.kind !== 'crash_loop') continue;
-      const exits = this.abnormalExits.get(f.service) ?? [];
-      const lastExit = Math.max(f.startedAt, ...exits);
+      const lastExit = Math.max(f.startedAt, this.abnormalExits.newest(f.service));
       const serviceAlive = [...this.targets.values()].some((t) => t.info.service === f.service && t.status === 'alive');
       if (now - lastExit >= window && serviceAlive && this.owns(ownerKeyOf(f))) this.resolve(f, now);
     }
@@ -772,6 +865,15 @@ function infoOf(row: Row): TargetInfo {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** What proves an exit's fault: the exit, the target's heartbeats before it, the exception it died of. */
+function exitEvidence(e: ExitEvidence, t: TargetState | undefined, facts: Facts, rules: RuleSet): EvidenceRef[] {
+  return [
+    { type: 'exit', at: iso(e.at), service: e.service, instance: e.instance, detail: String((facts.exit as Facts).class) },
+    ...heartbeatRef(t, e.at - rules.settings.window, e.at),
+    ...exceptionRef(t, e),
+  ];
+}
 
 function heartbeatRef(t: TargetState | undefined, from: number, to: number): EvidenceRef[] {
   if (!t || t.hb.last === 0) return [];

@@ -39,12 +39,13 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
   );
   for (const h of histories)
     d.knowSignature(h.signature, { versions: new Set(h.versions.map(([service, version]) => serviceVersion(service, version))), open: Number(h.open), lastAt: Number(h.last) });
-  const loops = await store.query<{ service: string; at: string }>(
-    `SELECT service, toUnixTimestamp64Milli(started_at) AS at FROM ${db}.faults FINAL
+  // The abnormal exits a crash loop counts: each crash and OOM, and the exits each crash loop names.
+  const loops = await store.query<{ id: string; kind: 'crash' | 'oom' | 'crash_loop'; service: string; at: string; evidence: string }>(
+    `SELECT id, kind, service, toUnixTimestamp64Milli(started_at) AS at, evidence FROM ${db}.faults FINAL
      WHERE kind IN ('crash', 'oom', 'crash_loop') AND started_at > fromUnixTimestamp64Milli({since:Int64})`,
     { since: now - rules.settings.crash_loop_window },
   );
-  loops.forEach((r) => d.recordAbnormalExit(r.service, Number(r.at)));
+  for (const r of loops) d.recordAbnormalExits({ id: r.id, kind: r.kind, service: r.service, startedAt: Number(r.at), evidence: JSON.parse(r.evidence || '[]') });
 
   const beats = await store.query<Record<string, string | number | null>>(
     `SELECT service, instance, version, host, pid, toUnixTimestamp64Milli(ts) AS at, interval_ms, rss_bytes, memory_limit_bytes, eventloop_delay_p99_ms
