@@ -50,6 +50,7 @@ export async function chaosFaultline(
   };
   const base = `http://${host}:${ports.http}`;
   const runs: RunningFaultline[] = [];
+  const madeAt = new Date().toISOString().replace(/[:.]/g, '-');
   const fl: ChaosFaultline = {
     dir,
     dataDir,
@@ -85,17 +86,17 @@ export async function chaosFaultline(
   };
   f.onCleanup(async () => {
     await fl.current?.kill9();
-    keepLogs(dir, runs);
+    keepLogs(`${madeAt}-${basename(dir)}`, runs);
   });
   return fl;
 }
 
 /** With CHAOS_LOGS_DIR set, each run's log is kept there (the scenario's folders are removed). */
-function keepLogs(dir: string, runs: RunningFaultline[]): void {
+function keepLogs(name: string, runs: RunningFaultline[]): void {
   const to = process.env.CHAOS_LOGS_DIR;
   if (!to) return;
   mkdirSync(to, { recursive: true });
-  for (const [i, run] of runs.entries()) writeFileSync(join(to, `${basename(dir)}-run${i + 1}.log`), run.logs());
+  for (const [i, run] of runs.entries()) writeFileSync(join(to, `${name}-run${i + 1}.log`), run.logs());
 }
 
 /** The fault list as the API gives it (up to 500, newest first). */

@@ -115,12 +115,16 @@ export class Escalator {
   /**
    * Takes over the escalation of open faults whose owner went away (cluster hand-over): their actions are
    * read back from the store as at a restart, so an action sent keeps its deadline and one still pending
-   * is sent (once: its id is its webhook-id and the outbox skips an event it holds).
+   * is sent (once: its id is its webhook-id and the outbox skips an event it holds). One its owner opened
+   * but died before telling (nothing in the outbox, no action) is told here, as after a restart: a
+   * notification's id is made of its content, so if the owner's did reach the outbox, the receiver sees
+   * the same event, not a second page.
    */
   async adopt(faults: Fault[]): Promise<void> {
     if (faults.length === 0) return;
     for (const f of faults) this.track(f);
     await this.restoreActions([], new Set(faults.map((f) => f.id)));
+    await this.escalateUntold(faults);
   }
 
   /** A fault opened: supervise it, and notify (unless muted). */
@@ -408,7 +412,7 @@ export class Escalator {
       { ids: candidates.map((f) => f.id) },
     );
     const untold = candidates.filter((f) => !told.some((t) => t.fault_id === f.id));
-    if (untold.length > 0) this.log.info('escalating open faults no one was told of before faultline stopped', { faults: untold.length });
+    if (untold.length > 0) this.log.info('escalating open faults no one was told of (faultline stopped, or the instance that owned them left, before telling them)', { faults: untold.length });
     // Queued behind the restore (run once it is done), as every fault opened meanwhile.
     for (const f of untold) this.opened(f);
   }

@@ -4,8 +4,8 @@
  * which; a crash reported to an instance that does not own the target is decided once, by its owner, and
  * paged once; when an owner is killed (-9), its targets are taken over within the lease and a couple of
  * seconds, a target that falls silent afterwards gets exactly one `silent` fault, and a page the dead owner
- * had in flight is delivered once by the survivor; an instance cut from the store steps down and pages
- * nothing.
+ * had in flight is delivered once by the survivor, and one it had opened but not yet told is told by the
+ * survivor; an instance cut from the store steps down and pages nothing.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -86,7 +86,8 @@ describe('a cluster of faultline instances', () => {
         '  endpoints:',
         `    - { name: chat, url: "${rx.url}/chat", secrets: ["${newSecret()}"], backoff: { initial: 1s, max: 2s } }`,
         'escalation:',
-        '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s }',
+        // payroll's faults wait in their group before being told: an owner can die in between.
+        '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s, routes: [{ match: { service: payroll }, group_wait: 6s }] }',
       ],
     });
     beater = setInterval(() => {
@@ -229,5 +230,21 @@ describe('a cluster of faultline instances', () => {
     await new Promise((r) => setTimeout(r, 2500));
     assert.deepEqual([...pagesAbout('audit').values()], [1], 'paged once');
     assert.equal((await faults(0, 'service=audit')).length, 1, 'one fault');
+  }));
+  it('kill -9 of an owner that opened a fault but had not told it yet: the survivor tells it, once', () => withLogs(async () => {
+    const payroll = ownedBy('fl-1', 'payroll');
+    const app = supervise(fl(1).otlpHttp, { service: 'payroll', instance: payroll }, { APP_MODE: 'crash-a', APP_AFTER_MS: '300' });
+    procs.push(app.proc);
+    await app.exited;
+    // Opened by fl-1 and known to fl-0 (through the store), still in its group's 6 s wait on fl-1.
+    await eventually(async () => (await faults(0, 'service=payroll')).length > 0, 15_000, 'fl-0 to know the fault');
+    assert.match(fl(1).logs(), /fault opened kind=crash service=payroll/);
+    assert.equal(pagesAbout('payroll').size, 0, 'not told yet');
+    await fl(1).kill9();
+    await c.waitLive(0, ['fl-0'], 20_000);
+    await eventually(async () => pagesAbout('payroll').size > 0, 25_000, 'the survivor to tell the fault');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.deepEqual([...pagesAbout('payroll').values()], [1], 'told once');
+    assert.match(fl(0).logs(), /escalating open faults no one was told of/);
   }));
 });
