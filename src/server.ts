@@ -24,7 +24,7 @@ import { Registry, ingestMetrics } from './metrics/index.js';
 import { VERSION } from './version.js';
 import { migrate, openStore, type Store, type TableName } from './store/index.js';
 import { Writer } from './writer/index.js';
-import { Cluster, clusterRoutes, instanceId } from './cluster/index.js';
+import { Cluster, clusterRoutes, followCheckChanges, instanceId } from './cluster/index.js';
 
 /** How long start-up waits for the previous run's write-ahead log to reach the store before detection is rebuilt. */
 const PREVIOUS_RUN_WAIT_MS = 30_000;
@@ -213,7 +213,15 @@ export class FaultlineServer {
         await webhooks.start().catch((err) => log.error('webhook delivery could not start', { error: err }));
         await this.startEscalation(store, silences, detector, () => restoreDetector(detector, store, new FaultReader(store), rules.current, log));
         detector.start();
-        this.cluster?.attach({ detector, escalator: () => this.escalator, deliverer: webhooks, judge, relayMs: config.writer.flush_interval_ms + (config.cluster?.tail_ms ?? 0) });
+        this.cluster?.attach({
+          detector,
+          escalator: () => this.escalator,
+          deliverer: webhooks,
+          judge,
+          relayMs: config.writer.flush_interval_ms + (config.cluster?.tail_ms ?? 0),
+          checks: checkMonitor,
+          checksChanged: followCheckChanges(checks, checkMonitor, log),
+        });
         await restoreChecks(checkMonitor, store, log).catch((err) => log.error('check state could not be rebuilt from the store', { error: err }));
         checkMonitor.start();
         this.monitorTimer = setInterval(() => {

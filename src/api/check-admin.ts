@@ -40,8 +40,10 @@ export function checkAdminRoutes(table: RouteTable, deps: CheckAdminDeps): void 
   const save = async (slug: string, input: Input): Promise<void> => {
     const stored = Object.fromEntries(Object.entries({ ...input, slug }).filter(([, v]) => v !== null && v !== undefined));
     const spec: CheckConfig = parse(CheckSchema, stored, 'check');
-    await deps.registry.create(slug, 'api', spec.name ?? slug, stored);
-    deps.monitor.define(spec);
+    // One time for the row and the schedule: other instances read the row back and judge from the same time.
+    const at = Date.now();
+    await deps.registry.create(slug, 'api', spec.name ?? slug, stored, at);
+    deps.monitor.define(spec, at);
   };
 
   defineRoute(

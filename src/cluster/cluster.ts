@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import type { CheckMonitor } from '../detect/checks.js';
 import type { Detector } from '../detect/index.js';
 import { ownerKeyOf, type Ownership } from '../detect/ownership.js';
 import type { Deliverer } from '../deliver/index.js';
@@ -12,7 +13,7 @@ import type { Logger } from '../log/index.js';
 import type { Store, TableName } from '../store/index.js';
 import type { ClusterConfig } from './config.js';
 import { Membership, type MembershipChange } from './membership.js';
-import { StoreTail } from './tail.js';
+import { StoreTail, type CheckChanges } from './tail.js';
 
 /** What the cluster steers on this instance. */
 export interface ClusterParts {
@@ -23,6 +24,10 @@ export interface ClusterParts {
   judge: (tables: Map<TableName, object[]>, arrivalMs: number) => void;
   /** The relay delay detection's φ tolerates (beyond it, another instance's lag holds silence judgement). */
   relayMs: number;
+  /** The check monitor: failed runs it left to an owner that died are judged in a hand-over. */
+  checks: Pick<CheckMonitor, 'deferredToDecide' | 'decideDeferred'>;
+  /** Told of checks created, changed, deleted, paused or resumed through any instance's API (read back from the store). */
+  checksChanged: (changes: CheckChanges) => void;
 }
 
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
@@ -33,9 +38,9 @@ const leftoversKey = (instance: string) => `instance\u0000${instance}`;
 /**
  * One instance's part in a cluster: membership (heartbeats through the store, step-down), ownership
  * (rendezvous hashing of targets over the live instances), the tail of what the others stored, and the
- * hand-over when the live set changes — exits the old owner left undecided are decided (unless the store
- * has their fault), open faults' escalation is adopted, and a gone instance's pending deliveries are
- * claimed and resumed.
+ * hand-over when the live set changes — exits and failed check runs the old owner left undecided are
+ * decided (unless the store has their fault), open faults' escalation is adopted, and a gone instance's
+ * pending deliveries are claimed and resumed.
  */
 export class Cluster implements Ownership {
   readonly membership: Membership;
@@ -142,6 +147,7 @@ export class Cluster implements Ownership {
     const escalator = parts.escalator();
     if (escalator) escalator.active = () => this.membership.member;
     if (escalator) escalator.ownership = this;
+    this.tail.followChecks(parts.checksChanged);
     this.membership.onChange = (change) => this.changed(change);
     void parts.deliverer.setSending(this.membership.member).catch((err) => this.log.error('cannot check deliveries taken over meanwhile', { error: err }));
     this.handOver();
@@ -194,14 +200,16 @@ export class Cluster implements Ownership {
     const parts = this.parts;
     if (!parts || !this.membership.member) return;
     const { detector } = parts;
-    // Exits whose owner went away before deciding them: decided here, unless the store has their fault.
-    const undecided = detector.deferredToDecide();
+    // Exits and failed check runs whose owner went away before deciding them: decided here, unless the
+    // store has their fault.
+    const exits = detector.deferredToDecide();
+    const runs = parts.checks.deferredToDecide();
     let decided = 0;
-    if (undecided.length > 0) {
-      const stored = await this.faults.byIds(undecided);
+    if (exits.length + runs.length > 0) {
+      const stored = await this.faults.byIds([...exits, ...runs]);
       stored.forEach((f) => detector.learn(f));
       detector.knowIds(stored.map((f) => f.id));
-      decided = detector.decideDeferred(undecided);
+      decided = detector.decideDeferred(exits) + parts.checks.decideDeferred(runs);
     }
     // Open faults of targets that are this instance's now: their escalation continues here.
     const adopted = [...detector.open.values()].filter((f) => !this.escalating.has(f.id) && this.owns(ownerKeyOf(f)));
@@ -213,7 +221,7 @@ export class Cluster implements Ownership {
     const deliveries = await parts.deliverer.adopt(gone);
     if (decided + adopted.length + deliveries > 0) {
       this.handOvers++;
-      this.log.info('took over from instances gone', { exits_decided: decided, faults_adopted: adopted.length, deliveries, live: [...live].join(',') });
+      this.log.info('took over from instances gone', { decided, faults_adopted: adopted.length, deliveries, live: [...live].join(',') });
     }
   }
 

@@ -7,5 +7,6 @@ export { Cluster, instanceId, type ClusterParts } from './cluster.js';
 export { ClusterSchema, type ClusterConfig } from './config.js';
 export { Membership, type InstanceInfo, type Health, type MembershipChange } from './membership.js';
 export { ownerOf, weight } from './rendezvous.js';
-export { StoreTail } from './tail.js';
+export { StoreTail, type CheckChanges, type PauseChange } from './tail.js';
+export { followCheckChanges } from './checks.js';
 export { clusterRoutes, clusterView, ClusterView, InstanceView } from './routes.js';

@@ -1,6 +1,7 @@
 import type { Fault } from '../faults/model.js';
 import { FaultReader } from '../faults/store.js';
 import { msOf, type Row } from '../detect/rows.js';
+import type { StoredCheck } from '../ingest/ping/checks.js';
 import type { Logger } from '../log/index.js';
 import type { Store, TableName } from '../store/index.js';
 
@@ -16,6 +17,25 @@ const FAULT_OVERLAP_MS = 15_000;
 const MAX_ROWS = 50_000;
 /** Own rows are recognised this long after ingest; one the store takes later is handed to detection again, which ignores it. */
 const OWN_KEPT_MS = 20_000;
+/**
+ * Check changes older than this (by the time they were made) are not read: a change held in a write-ahead
+ * log longer is followed at the next start. It also bounds the rows written before `received_at` existed.
+ */
+const CHECK_CHANGE_MAX_AGE_S = 3600;
+
+/** A pause or resume through the API (a row of `check_pauses`). */
+export interface PauseChange {
+  slug: string;
+  paused: boolean;
+  /** Its `updated_at` (ms): the clock of the instance that made it. */
+  at: number;
+}
+
+/** Checks created, changed or deleted, paused or resumed through any instance's API since the last round. */
+export interface CheckChanges {
+  checks: StoredCheck[];
+  pauses: PauseChange[];
+}
 
 /** The columns detection reads, per table, as ingest builds its rows (ts as nanoseconds text, pings in ms). */
 const COLUMNS: Partial<Record<TableName, string>> = {
@@ -45,10 +65,17 @@ function identity(table: TableName, r: Row): string {
  * instance needs to reach another. The reads are cheap: `received_at` (the store's clock, not the
  * sender's, so no clock skew) has a minmax index that skips every part written before the cursor, and fault
  * changes come from fault_events_by_time, ordered by time.
+ *
+ * Once asked to (`followChecks`), it also reads the rows of `checks` and `check_pauses` received since the
+ * last round, so that a check created, changed, paused or deleted through one instance's API is scheduled
+ * (or not) by every instance within a round or two.
  */
 export class StoreTail {
   private cursor = 0;
   private faultCursor = 0;
+  /** 0 until the first round that reads check changes: that round reads those of the last hour. */
+  private checkCursor = 0;
+  private checksChanged?: (changes: CheckChanges) => void;
   /** Rows handed to detection by an earlier round, by when the store received them (kept while re-read). */
   private readonly seen = new Map<string, number>();
   /** Rows this instance ingested, for OWN_KEPT_MS (the store takes them from the write-ahead log a moment later). */
@@ -91,6 +118,15 @@ export class StoreTail {
     clearInterval(this.timer);
   }
 
+  /**
+   * Hands check changes to `changed` from the next round on. The first round reads the changes of the last
+   * hour: some were known at start already (the receiver ignores a change no newer than what it knows), the
+   * others were made between the start's read and now.
+   */
+  followChecks(changed: (changes: CheckChanges) => void): void {
+    this.checksChanged = changed;
+  }
+
   /** Rows this instance ingested itself: detection has them already, so the tail skips them. */
   markOwn(tables: Map<TableName, object[]>): void {
     const now = Date.now();
@@ -104,6 +140,7 @@ export class StoreTail {
     const startedAt = Date.now();
     try {
       await this.readEvidence();
+      await this.readCheckChanges();
       await this.readFaults();
       this.rounds++;
       if (this.failingSince) {
@@ -154,6 +191,30 @@ export class StoreTail {
     const now = Date.now();
     for (const [key, until] of this.own) if (until < now) this.own.delete(key);
     if (tables.size > 0) this.evidence(tables);
+  }
+
+  private async readCheckChanges(): Promise<void> {
+    const changed = this.checksChanged;
+    if (!changed) return;
+    const db = this.store.database;
+    const params = { since: this.checkCursor };
+    const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
+    const since = `received_at > fromUnixTimestamp64Milli({since:Int64}) AND updated_at > now64(3) - INTERVAL ${CHECK_CHANGE_MAX_AGE_S} SECOND`;
+    const checks = await this.store.query<StoredCheck>(
+      `SELECT slug, name, toString(source) AS source, deleted, spec, toUnixTimestamp64Milli(updated_at) AS at
+       FROM ${db}.checks WHERE ${since} ORDER BY updated_at LIMIT ${MAX_ROWS}`,
+      params,
+    );
+    const pauses = await this.store.query<PauseChange>(
+      `SELECT slug, paused, toUnixTimestamp64Milli(updated_at) AS at FROM ${db}.check_pauses WHERE ${since} ORDER BY updated_at LIMIT ${MAX_ROWS}`,
+      params,
+    );
+    this.checkCursor = Math.max(this.checkCursor, Number(clock.now) - OVERLAP_MS);
+    if (checks.length === 0 && pauses.length === 0) return;
+    changed({
+      checks: checks.map((c) => ({ ...c, deleted: Boolean(c.deleted), at: Number(c.at) })),
+      pauses: pauses.map((p) => ({ ...p, paused: Boolean(p.paused), at: Number(p.at) })),
+    });
   }
 
   private async readFaults(): Promise<void> {

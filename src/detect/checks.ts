@@ -1,9 +1,10 @@
 import { CheckSchema, type CheckConfig } from '../config/schema.js';
-import { faultId, type EvidenceRef } from '../faults/model.js';
+import { faultId, type EvidenceRef, type Fault } from '../faults/model.js';
 import type { Logger } from '../log/index.js';
 import { formatDuration, type Facts, type FaultKind } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
 import type { Detector } from './detector.js';
+import { checkKey } from './ownership.js';
 import { msOf, type Row } from './rows.js';
 import { nextRun } from './schedule.js';
 
@@ -24,6 +25,19 @@ const KINDS = { missed: 'missed_run', failed: 'failed_run', too_long: 'run_too_l
 type CheckFaultKind = keyof typeof KINDS;
 
 const LOG_EXCERPT = 200;
+/**
+ * How long a failed run left to another instance is kept, in case that owner dies before judging it: the
+ * owner reads it from the store within a tail round and a hand-over comes within a lease, so minutes suffice.
+ */
+const DEFER_MS = 10 * 60_000;
+
+/** A failed run of a check another instance decides about, kept until its fault is known here. */
+interface DeferredRun {
+  slug: string;
+  ping: Ping;
+  startedAt?: number;
+  until: number;
+}
 
 interface CheckState {
   spec: CheckConfig;
@@ -36,6 +50,8 @@ interface CheckState {
   running: Map<string, number>;
   /** Paused through the API since then (the config's `paused` is in `spec`). */
   pausedAt?: number;
+  /** When the pause state last changed through the API: an older change read back later is ignored. */
+  pauseChangedAt?: number;
   /** Judged from this time on: nothing before it counts against the check (set by a resume). */
   judgedSince: number;
   /** The missed-run deadline already judged, so a tick does not judge it again. */
@@ -61,15 +77,20 @@ export interface CheckView {
  * `too_long`; the rules turn these into faults (trigger `check`) and a success ping resolves them. Paused
  * checks never fire, nor later for the time they were paused. Fault ids derive from the evidence (deadline,
  * ping or start time), so the state rebuilt from the store at start never raises a fault twice.
+ *
+ * In a cluster only a check's owner judges it; the others follow its pings (and keep the failed runs they
+ * saw, see `deferredToDecide`), so that whoever owns it next finds the same state.
  */
 export class CheckMonitor {
   private readonly checks = new Map<string, CheckState>();
+  /** Failed runs judged by another instance (their owner), by fault id. */
+  private readonly deferred = new Map<string, DeferredRun>();
   private pending: Ping[] = [];
   private startedAt = 0;
   private timer?: NodeJS.Timeout;
 
   constructor(
-    private readonly detector: Pick<Detector, 'raise' | 'resolveById' | 'open'>,
+    private readonly detector: Pick<Detector, 'raise' | 'resolveById' | 'open' | 'owns' | 'knownIds'>,
     specs: CheckConfig[],
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
@@ -149,23 +170,69 @@ export class CheckMonitor {
   /** Forgets a deleted check: its open faults are resolved and nothing more is judged for it. */
   forget(slug: string, at = this.now()): void {
     this.checks.delete(slug);
+    for (const [id, d] of this.deferred) if (d.slug === slug) this.deferred.delete(id);
     for (const f of [...this.detector.open.values()]) if (f.check === slug) this.detector.resolveById(f.id, at, `check ${slug} was deleted`);
   }
 
-  pause(slug: string, at: number): void {
-    this.state(slug).pausedAt = at;
+  /** Pauses a check through the API at `at`; false (nothing done) when a newer pause or resume is known. */
+  pause(slug: string, at: number): boolean {
+    const s = this.state(slug);
+    if (!this.newerPauseChange(s, at)) return false;
+    s.pausedAt = at;
+    return true;
   }
 
-  resume(slug: string, at: number): void {
+  /** Resumes a check paused through the API; false (nothing done) when a newer pause or resume is known. */
+  resume(slug: string, at: number): boolean {
     const s = this.state(slug);
+    if (!this.newerPauseChange(s, at)) return false;
     s.pausedAt = undefined;
     s.judgedSince = Math.max(s.judgedSince, at);
+    return true;
+  }
+
+  /** Pause changes arrive from the API, the store at start and other instances (read back): the newest wins. */
+  private newerPauseChange(s: CheckState, at: number): boolean {
+    if (s.pauseChangedAt !== undefined && at <= s.pauseChangedAt) return false;
+    s.pauseChangedAt = at;
+    return true;
+  }
+
+  /** Fault ids of failed runs left to another instance that this one owns now and that no fault is known for. */
+  deferredToDecide(): string[] {
+    return [...this.deferred.entries()].filter(([id, d]) => !this.detector.knownIds.has(id) && this.owns(d.slug)).map(([id]) => id);
+  }
+
+  /**
+   * Judges the failed runs whose owner went away before judging them (hand-over). The caller first learns
+   * the faults the store already holds for them, so none is raised twice. A run followed by a success since
+   * gets its fault all the same (the failure happened), resolved by that success.
+   */
+  decideDeferred(ids: string[]): number {
+    let decided = 0;
+    for (const id of ids) {
+      const d = this.deferred.get(id);
+      this.deferred.delete(id);
+      const s = d && this.checks.get(d.slug);
+      if (!d || !s || this.detector.knownIds.has(id) || d.ping.at < s.judgedSince) continue;
+      const fault = this.failed(s, d.ping, d.startedAt);
+      if (!fault) continue;
+      decided++;
+      if (s.lastSuccess !== undefined && s.lastSuccess > d.ping.at) this.detector.resolveById(fault.id, s.lastSuccess, 'a later run succeeded');
+    }
+    return decided;
+  }
+
+  private owns(slug: string): boolean {
+    return this.detector.owns(checkKey(slug));
   }
 
   /** The periodic judgement: runs that went on too long, runs that were missed. */
   tick(now = this.now()): void {
+    for (const [id, d] of this.deferred) if (d.until < now || this.detector.knownIds.has(id)) this.deferred.delete(id);
     for (const s of this.checks.values()) {
-      if (this.paused(s)) continue;
+      // Another instance's check is judged by its owner; left as it is here, it is judged by the next owner.
+      if (this.paused(s) || !this.owns(s.spec.slug)) continue;
       for (const [rid, start] of s.running) {
         if (now < Math.max(start, s.judgedSince) + s.spec.max_runtime) continue;
         s.running.delete(rid);
@@ -271,9 +338,14 @@ export class CheckMonitor {
     return starts.length ? Math.max(...starts) : undefined;
   }
 
-  private failed(s: CheckState, p: Ping, start: number | undefined): void {
-    if (this.paused(s)) return;
-    this.raise(s, 'failed', [p.at, p.rid], p.at, {
+  private failed(s: CheckState, p: Ping, start: number | undefined): Fault | undefined {
+    if (this.paused(s)) return undefined;
+    if (!this.owns(s.spec.slug)) {
+      const id = faultId('check', s.spec.slug, KINDS.failed, p.at, p.rid);
+      if (!this.detector.knownIds.has(id)) this.deferred.set(id, { slug: s.spec.slug, ping: p, startedAt: start, until: this.now() + DEFER_MS });
+      return undefined;
+    }
+    return this.raise(s, 'failed', [p.at, p.rid], p.at, {
       at: p.at,
       exit_code: p.kind === 'exit_code' ? p.exitCode : null,
       run_ms: start === undefined ? null : p.at - start,
@@ -295,13 +367,13 @@ export class CheckMonitor {
     this.raise(s, 'missed', [deadline], deadline, { expected_at: expected, deadline, late_ms: now - deadline }, evidence);
   }
 
-  private raise(s: CheckState, kind: CheckFaultKind, key: (string | number)[], startedAt: number, detail: Facts, evidence: PingRef[]): void {
+  private raise(s: CheckState, kind: CheckFaultKind, key: (string | number)[], startedAt: number, detail: Facts, evidence: PingRef[]): Fault | undefined {
     const slug = s.spec.slug;
     const id = faultId('check', slug, KINDS[kind], ...key);
     // One open fault per check and kind: a check that keeps failing stays one fault until a success.
     // (The detector's knownIds covers the last hour only; older open faults are checked here.)
     const open = [...this.detector.open.values()];
-    if (open.some((f) => f.id === id || (f.check === slug && f.kind === KINDS[kind]))) return;
+    if (open.some((f) => f.id === id || (f.check === slug && f.kind === KINDS[kind]))) return undefined;
     const now = this.now();
     const facts: Facts = {
       check: {
@@ -325,7 +397,7 @@ export class CheckMonitor {
       },
     };
     const refs: EvidenceRef[] = evidence.map((e) => ({ ...e, check: slug }));
-    this.detector.raise(id, 'check', facts, refs, { service: '', instance: '', host: '', version: '', startedAt, check: slug });
+    return this.detector.raise(id, 'check', facts, refs, { service: '', instance: '', host: '', version: '', startedAt, check: slug });
   }
 }
 

@@ -171,7 +171,8 @@ export class Detector {
     this.ownership = deps.ownership ?? ALONE;
   }
 
-  private owns(key: string): boolean {
+  /** Whether this instance decides about a key (a target, host, service or check: see ownership.ts). */
+  owns(key: string): boolean {
     return this.ownership.owns(key);
   }
 

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { CheckSchema } from '../../src/config/schema.js';
 import { Detector } from '../../src/detect/detector.js';
 import { CheckMonitor, excerpt, type Ping } from '../../src/detect/checks.js';
-import type { Fault } from '../../src/faults/model.js';
+import { faultId, type Fault } from '../../src/faults/model.js';
 import type { FaultWriter } from '../../src/faults/store.js';
 import { createLogger } from '../../src/log/index.js';
 import { Counter } from '../../src/metrics/index.js';
@@ -23,7 +23,9 @@ function setup(checks: object[], known: Iterable<string> = []) {
   const clock = { now: T0 };
   const saved: { fault: Fault; event: string }[] = [];
   const writer = { saveFault: (f: Fault, event: string) => saved.push({ fault: { ...f }, event }), saveSignature: () => undefined } as unknown as FaultWriter;
-  const detector = new Detector({ rules: () => rules, writer, log, opened: new Counter('c', 'c'), now: () => clock.now });
+  /** Whether this instance owns every check (in a cluster another instance may). */
+  const ownership = { mine: true, owns: () => ownership.mine };
+  const detector = new Detector({ rules: () => rules, writer, log, opened: new Counter('c', 'c'), now: () => clock.now, ownership });
   for (const id of known) detector.knownIds.add(id);
   const monitor = new CheckMonitor(detector, checks.map((c) => CheckSchema.parse(c)), log, () => clock.now);
   const ping = (check: string, kind: Ping['kind'], extra: { rid?: string; exit_code?: number; body?: string } = {}) =>
@@ -36,7 +38,7 @@ function setup(checks: object[], known: Iterable<string> = []) {
     }
   };
   const opened = () => saved.filter((s) => s.event === 'opened').map((s) => s.fault);
-  return { clock, detector, monitor, ping, advance, opened, saved };
+  return { clock, detector, monitor, ping, advance, opened, saved, ownership };
 }
 
 describe('check monitor', () => {
@@ -172,5 +174,54 @@ describe('check monitor', () => {
     monitor.start(1e9);
     advance(1000);
     assert.deepEqual(opened(), []);
+  });
+
+  it("another instance's check: judged by its owner; what the owner left unjudged is judged once this instance owns it", () => {
+    const { monitor, ping, advance, opened, ownership, detector, saved } = setup([{ slug: 'sync', period: '2s', grace: '1s' }, { slug: 'backup' }]);
+    ownership.mine = false;
+    monitor.start(1e9);
+    ping('backup', 'fail', { body: 'disk full' });
+    advance(10_000);
+    assert.deepEqual(opened(), [], 'nothing raised here while another instance owns the checks');
+    assert.equal(monitor.deferredToDecide().length, 0, 'nothing to decide while the owner lives');
+
+    // The owner dies: the missed run of sync is judged at the next tick, the failed run of backup by the hand-over.
+    ownership.mine = true;
+    advance(250);
+    assert.deepEqual(opened().map((f) => f.kind), ['missed_run']);
+    const runs = monitor.deferredToDecide();
+    assert.equal(runs.length, 1);
+    assert.equal(monitor.decideDeferred(runs), 1);
+    const failed = opened().find((f) => f.kind === 'failed_run')!;
+    assert.equal(failed.check, 'backup');
+    assert.match(failed.explanation, /disk full/);
+    assert.deepEqual(monitor.deferredToDecide(), [], 'decided once');
+    assert.equal(monitor.decideDeferred(runs), 0);
+    assert.equal(saved.filter((s) => s.fault.id === failed.id && s.event === 'opened').length, 1);
+    assert.ok(detector.open.has(failed.id));
+  });
+
+  it('a failed run the owner judged (its fault learned from the store) is not judged again after a hand-over; one followed by a success is raised resolved', () => {
+    const { monitor, ping, advance, opened, ownership, detector, clock, saved } = setup([{ slug: 'backup' }, { slug: 'report' }]);
+    ownership.mine = false;
+    monitor.start(1e9);
+    ping('backup', 'fail');
+    // The owner's fault, read back from the store by the tail (or by the hand-over).
+    detector.knowIds([faultId('check', 'backup', 'failed_run', clock.now, '')]);
+    clock.now += 1000;
+    ping('report', 'exit_code', { exit_code: 2 });
+    clock.now += 1000;
+    ping('report', 'success');
+    advance(500);
+    ownership.mine = true;
+    const runs = monitor.deferredToDecide();
+    assert.equal(runs.length, 1, 'only the run no fault is known for');
+    monitor.decideDeferred(runs);
+    const [fault, more] = opened();
+    assert.equal(more, undefined);
+    assert.equal(fault.check, 'report');
+    const resolved = saved.find((s) => s.fault.id === fault.id && s.event === 'resolved');
+    assert.equal(resolved?.fault.resolvedAt, clock.now - 500, 'the later success resolves it');
+    assert.equal(detector.open.has(fault.id), false);
   });
 });
