@@ -247,6 +247,17 @@ export class Detector {
     return t;
   }
 
+  /**
+   * A target's process ended at `at` (its exit, or another instance's fault naming the exit: the exit row
+   * itself may reach the store later, from the log of an instance that died). Heartbeats from before it
+   * no longer bring it back; a newer one (a restarted process) does.
+   */
+  private exitedAt(info: TargetInfo, at: number): void {
+    const t = this.targets.get(targetKey(info.service, info.instance)) ?? this.target(info, this.now());
+    t.exitedAt = Math.max(t.exitedAt, at);
+    if (t.hb.last <= at) t.status = 'exited';
+  }
+
   private sighting(row: Row, arrival: number, wrapped: Set<string>): void {
     const info = infoOf(row);
     const t = this.target(info, arrival);
@@ -311,8 +322,7 @@ export class Detector {
   /** Handles an exit event (live, or one read back from the store at start that has no fault yet). */
   exit(e: ExitEvidence, arrival: number): void {
     const t = this.target({ service: e.service, instance: e.instance, version: e.version, host: e.host, pid: e.pid }, arrival);
-    t.status = 'exited';
-    t.exitedAt = Math.max(t.exitedAt, e.at);
+    this.exitedAt(t.info, e.at);
     if (isStopSignal(e) && !e.intended) this.pending.push({ exit: e, decideAt: arrival + this.deps.rules().settings.deploy_grace });
     else this.decideExit(e);
   }
@@ -530,7 +540,10 @@ export class Detector {
     this.knownIds.add(f.id);
     this.forgetDeferred(f.id);
     for (const ev of f.evidence)
-      if (ev.type === 'exit' && ev.service && ev.instance) this.knownIds.add(exitFaultId(ev.service, ev.instance, Date.parse(ev.at)));
+      if (ev.type === 'exit' && ev.service && ev.instance) {
+        this.knownIds.add(exitFaultId(ev.service, ev.instance, Date.parse(ev.at)));
+        if (f.state === 'open') this.exitedAt({ service: ev.service, instance: ev.instance, version: f.version, host: f.host, pid: 0 }, Date.parse(ev.at));
+      }
     // Resolved ones too: a crash whose target came back within a tail round still counts towards a loop.
     this.abnormalExits.noteFault(f);
     const mine = this.open.get(f.id);

@@ -141,4 +141,22 @@ describe('silence (heartbeats that stop)', () => {
       [['crash', 'api']],
     );
   });
+  it('a crash another instance decided (its fault read from the store before the exit row) ends the target: no hang', () => {
+    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
+    const worker: Beater = { service: 'worker', intervalMs: 1000, next: 500 };
+    const f = fleet([api, worker]);
+    f.run(30_000);
+    f.stop(api);
+    f.run(900);
+    // The owner decided the exit and died; its exit row waits in its write-ahead log, its fault is stored.
+    const at = f.now() - 100;
+    const fault = {
+      id: 'crash-of-api', kind: 'crash', state: 'open', service: 'api', instance: 'api-1', host: 'edge-1', version: '1.0.0', check: '',
+      signature: 'sig', detectedAt: f.now(), resolvedAt: null, explanation: 'crashed', causedBy: '', ruleId: 'crash', rulesVersion: 'v', occurrences: 1,
+      startedAt: at, evidence: [{ type: 'exit', at: new Date(at).toISOString(), service: 'api', instance: 'api-1', detail: 'error' }],
+    } as Fault;
+    f.detector.learn(fault);
+    f.run(20_000);
+    assert.deepEqual(f.opened.map((o) => [o.kind, o.service]), []);
+  });
 });
