@@ -140,6 +140,7 @@ export class FaultlineServer {
       factor: er.factor,
       minIncrease: er.min_increase,
     });
+    this.registry.gauge('faultline_error_rate_late_counts', 'Other instances\' span counts that arrived after their bucket was judged (cluster).', () => errorRates.lateCounts);
     const resources = new ResourceMonitor(detector, {
       lookbackMs: rs.lookback_ms,
       minSamples: rs.min_samples,
@@ -218,6 +219,7 @@ export class FaultlineServer {
           escalator: () => this.escalator,
           deliverer: webhooks,
           judge,
+          errorRates,
           relayMs: config.writer.flush_interval_ms + (config.cluster?.tail_ms ?? 0),
           checks: checkMonitor,
           checksChanged: followCheckChanges(checks, checkMonitor, log),

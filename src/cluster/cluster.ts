@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { CheckMonitor } from '../detect/checks.js';
-import type { Detector } from '../detect/index.js';
+import type { Detector, ErrorRateMonitor } from '../detect/index.js';
 import { ownerKeyOf, type Ownership } from '../detect/ownership.js';
 import type { Deliverer } from '../deliver/index.js';
 import type { Escalator } from '../escalate/index.js';
@@ -13,6 +13,7 @@ import type { Logger } from '../log/index.js';
 import type { Store, TableName } from '../store/index.js';
 import type { ClusterConfig } from './config.js';
 import { Membership, type MembershipChange } from './membership.js';
+import { SpanCountPublisher } from './span-counts.js';
 import { StoreTail, type CheckChanges } from './tail.js';
 
 /** What the cluster steers on this instance. */
@@ -22,6 +23,8 @@ export interface ClusterParts {
   deliverer: Deliverer;
   /** Where evidence read back from the store goes (the same as ingest's durable batches). */
   judge: (tables: Map<TableName, object[]>, arrivalMs: number) => void;
+  /** Error rates: judged over every instance's span counts (published and read through the store). */
+  errorRates?: ErrorRateMonitor;
   /** The relay delay detection's φ tolerates (beyond it, another instance's lag holds silence judgement). */
   relayMs: number;
   /** The check monitor: failed runs it left to an owner that died are judged in a hand-over. */
@@ -29,6 +32,9 @@ export interface ClusterParts {
   /** Told of checks created, changed, deleted, paused or resumed through any instance's API (read back from the store). */
   checksChanged: (changes: CheckChanges) => void;
 }
+
+/** How often closed buckets' span counts are published: soon after a bucket closes, well within the relay delay. */
+const PUBLISH_COUNTS_EVERY_MS = 250;
 
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
 const ADOPT_EVERY_MS = 10_000;
@@ -53,6 +59,8 @@ export class Cluster implements Ownership {
   private again = false;
   private adoptTimer?: NodeJS.Timeout;
   private staleTimer?: NodeJS.Timeout;
+  private countsTimer?: NodeJS.Timeout;
+  private counts?: SpanCountPublisher;
   handOvers = 0;
 
   constructor(
@@ -160,6 +168,22 @@ export class Cluster implements Ownership {
       if (stale > 2 * this.config.tail_ms + 1000) this.lagging(`no evidence read from the store for ${stale} ms`);
     }, this.config.tail_ms);
     this.staleTimer.unref();
+    if (parts.errorRates) this.shareCounts(parts.errorRates);
+  }
+
+  /**
+   * Error rates over the whole cluster without relaying spans: each instance publishes its per-service
+   * counts of every closed bucket to `span_counts`, the tail merges the others' into its buckets, and a
+   * bucket is judged only once the others' counts of it can have arrived — the relay delay: the writer's
+   * flush interval plus a tail round (publication, within PUBLISH_COUNTS_EVERY_MS of the close, and the
+   * insert fit in the first). So a spike is judged at most about that much later than by one instance.
+   */
+  private shareCounts(errorRates: ErrorRateMonitor): void {
+    const counts = (this.counts = new SpanCountPublisher(this.store, this.id, this.log));
+    errorRates.share({ instance: this.id, relayMs: this.relayMs, publish: (rows) => counts.publish(rows) });
+    this.tail.shareCounts(this.id, (rows) => errorRates.merge(rows));
+    this.countsTimer = setInterval(() => errorRates.publishClosed(), PUBLISH_COUNTS_EVERY_MS);
+    this.countsTimer.unref();
   }
 
   private changed(change: MembershipChange): void {
@@ -229,6 +253,7 @@ export class Cluster implements Ownership {
   async stop(): Promise<void> {
     clearInterval(this.adoptTimer);
     clearInterval(this.staleTimer);
+    clearInterval(this.countsTimer);
     this.tail.stop();
     await this.handing;
     await this.membership.stop();

@@ -4,6 +4,8 @@ import { msOf, type Row } from '../detect/rows.js';
 import type { StoredCheck } from '../ingest/ping/checks.js';
 import type { Logger } from '../log/index.js';
 import type { Store, TableName } from '../store/index.js';
+import type { BucketCounts } from '../detect/index.js';
+import { readSpanCounts } from './span-counts.js';
 
 /**
  * Evidence rows re-read at each round (received up to this long before the newest one seen): an insert
@@ -56,7 +58,9 @@ function identity(table: TableName, r: Row): string {
 
 /**
  * What the other instances stored, read back for this one's detection: heartbeats, exits, exceptions and
- * pings received by the store since the last round, and faults whose state changed. Every instance follows
+ * pings received by the store since the last round, faults whose state changed, and (shareCounts) the
+ * others' span counts — spans themselves are not read: at 20,000 spans/s that would be every span read by
+ * every instance; their per-service counts are a few rows per bucket. Every instance follows
  * all evidence (not just its own targets'), so a hand-over finds the new owner's φ histories, crash counts
  * and open faults already in place; only the deciding is split (see Ownership).
  *
@@ -87,6 +91,8 @@ export class StoreTail {
   private failingSince = 0;
   /** When the last round succeeded (0: never): evidence read is complete up to about then. */
   lastSuccess = 0;
+  /** Set by shareCounts(): the other instances' span counts are read too. */
+  private counts?: { self: string; merge: (rows: BucketCounts[]) => void };
   rounds = 0;
   rowsRead = 0;
 
@@ -125,6 +131,11 @@ export class StoreTail {
    */
   followChecks(changed: (changes: CheckChanges) => void): void {
     this.checksChanged = changed;
+  }
+
+  /** Reads the span counts the other instances publish (error rates over the cluster) besides the evidence. */
+  shareCounts(self: string, merge: (rows: BucketCounts[]) => void): void {
+    this.counts = { self, merge };
   }
 
   /** Rows this instance ingested itself: detection has them already, so the tail skips them. */
@@ -185,12 +196,28 @@ export class StoreTail {
       }
       if (fresh.length) tables.set(table, fresh);
     }
+    const counts = this.counts ? await this.readCounts(since, this.counts.self) : [];
     // Everything received up to the store's now was read, but for inserts still landing (the overlap).
     this.cursor = Math.max(this.cursor, Number(clock.now) - OVERLAP_MS);
     for (const [key, received] of this.seen) if (received <= this.cursor) this.seen.delete(key);
     const now = Date.now();
     for (const [key, until] of this.own) if (until < now) this.own.delete(key);
     if (tables.size > 0) this.evidence(tables);
+    if (counts.length > 0) this.counts?.merge(counts);
+  }
+
+  /** Span counts published since the cursor (a bucket published again is a new row: its newest counts). */
+  private async readCounts(since: number, self: string): Promise<BucketCounts[]> {
+    const rows = await readSpanCounts(this.store, since, self);
+    this.rowsRead += rows.length;
+    const fresh: BucketCounts[] = [];
+    for (const { received, ...r } of rows) {
+      const key = `c\u0000${r.service}\u0000${r.bucket_start}\u0000${r.counted_by}\u0000${r.published_at}`;
+      if (this.seen.has(key)) continue;
+      this.seen.set(key, received);
+      fresh.push(r);
+    }
+    return fresh;
   }
 
   private async readCheckChanges(): Promise<void> {

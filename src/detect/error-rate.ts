@@ -4,6 +4,7 @@ import type { Facts } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
 import type { Detector } from './detector.js';
 import { msOf, type Row } from './rows.js';
+import type { BucketCounts } from './span-counts.js';
 
 export interface ErrorRateOptions {
   /** Length of one counting bucket. */
@@ -32,15 +33,30 @@ export const DEFAULT_ERROR_RATE: ErrorRateOptions = {
   baselineAlpha: 0.1,
 };
 
-interface Bucket {
-  start: number;
+interface Sample {
+  traceId: string;
+  spanId: string;
+  name: string;
+  at: number;
+  message: string;
+}
+
+interface Counts {
   spans: number;
   errors: number;
   /** Errors of client spans per peer they called. */
   peerErrors: Map<string, number>;
   host: string;
   version: string;
-  sample?: { traceId: string; spanId: string; name: string; at: number; message: string };
+  sample?: Sample;
+}
+
+interface Bucket extends Counts {
+  start: number;
+  /** The other instances' counts of this bucket, by instance, newest publication each (cluster). */
+  others?: Map<string, Counts & { publishedAt: number }>;
+  /** Spans this instance had counted when it last published the bucket (cluster). */
+  publishedSpans?: number;
 }
 
 interface ServiceRates {
@@ -49,6 +65,20 @@ interface ServiceRates {
   baselineBuckets: number;
   openFault?: string;
   calmBuckets: number;
+}
+
+/**
+ * How the instances of a cluster share their counts (spans are not relayed between instances: at 20,000
+ * spans/s every instance would read every span). Each publishes its closed buckets, reads the others'
+ * (merge), and judges a bucket only `relayMs` after it closed, once the others' counts can have arrived.
+ */
+export interface CountSharing {
+  /** This instance's id (its own publications, read back, are skipped). */
+  instance: string;
+  /** How long after a bucket closes the other instances' counts of it can have arrived. */
+  relayMs: number;
+  /** Told the counts of buckets that closed (again when spans arrived late into one): a few rows per service. */
+  publish: (counts: BucketCounts[]) => void;
 }
 
 /** The service a client span called, from OTel semantic conventions. */
@@ -65,6 +95,9 @@ export function peerOf(attrs: Record<string, string>): string {
 export class ErrorRateMonitor {
   private readonly services = new Map<string, ServiceRates>();
   private lastJudged = 0;
+  private sharing?: CountSharing;
+  /** Other instances' counts that came too late to be judged (their bucket had left the window). */
+  lateCounts = 0;
 
   constructor(
     private readonly detector: Detector,
@@ -72,20 +105,36 @@ export class ErrorRateMonitor {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Joins a cluster: counts are published and merged, and judgement waits for the others' (see CountSharing). */
+  share(sharing: CountSharing): void {
+    this.sharing = sharing;
+  }
+
   observe(tables: Map<TableName, object[]>, arrival: number): void {
     for (const row of (tables.get('spans') ?? []) as Row[]) this.count(row, arrival);
   }
 
-  private count(row: Row, arrival: number): void {
-    const service = String(row.service ?? '');
+  private rates(service: string): ServiceRates {
     let s = this.services.get(service);
     if (!s) this.services.set(service, (s = { buckets: [], baseline: 0, baselineBuckets: 0, calmBuckets: 0 }));
+    return s;
+  }
+
+  /** The bucket starting at `start`, made in its place (buckets stay ordered by start) when there is none. */
+  private bucketAt(s: ServiceRates, start: number): Bucket {
+    let i = s.buckets.length;
+    while (i > 0 && s.buckets[i - 1].start > start) i--;
+    if (i > 0 && s.buckets[i - 1].start === start) return s.buckets[i - 1];
+    const b: Bucket = { start, spans: 0, errors: 0, peerErrors: new Map(), host: '', version: '' };
+    s.buckets.splice(i, 0, b);
+    return b;
+  }
+
+  private count(row: Row, arrival: number): void {
+    const s = this.rates(String(row.service ?? ''));
     const start = arrival - (arrival % this.opts.bucketMs);
     let b = s.buckets[s.buckets.length - 1];
-    if (!b || b.start !== start) {
-      b = { start, spans: 0, errors: 0, peerErrors: new Map(), host: '', version: '' };
-      s.buckets.push(b);
-    }
+    if (!b || b.start !== start) b = this.bucketAt(s, start);
     b.spans++;
     b.host = String(row.host ?? b.host);
     b.version = String(row.version ?? b.version);
@@ -104,19 +153,60 @@ export class ErrorRateMonitor {
     }
   }
 
-  /** Judges every service whose newest complete bucket has not been judged yet. */
+  /**
+   * Other instances' counts (read from the store): each replaces that instance's earlier publication of
+   * the same bucket. Counts of a bucket that already left the judged window came too late (`lateCounts`).
+   */
+  merge(rows: BucketCounts[]): void {
+    const now = this.now();
+    const oldest = this.lastJudged - this.opts.windowBuckets * this.opts.bucketMs;
+    for (const r of rows) {
+      // Its own rows, and buckets of a clock far ahead of this one's, are not counted.
+      if (r.counted_by === this.sharing?.instance || r.bucket_start > now + this.opts.bucketMs) continue;
+      const s = this.rates(r.service);
+      if (r.bucket_start < oldest) {
+        // Judged already without them; a bucket still kept takes them for the baseline, none is made for them.
+        this.lateCounts++;
+        if (!s.buckets.some((b) => b.start === r.bucket_start)) continue;
+      }
+      const b = this.bucketAt(s, r.bucket_start);
+      b.others ??= new Map();
+      const before = b.others.get(r.counted_by);
+      if (before && before.publishedAt > r.published_at) continue;
+      b.others.set(r.counted_by, countsOf(r));
+    }
+  }
+
+  /** Judges every service whose newest complete bucket has not been judged yet (in a cluster, once the others' counts can be in). */
   tick(): void {
     const now = this.now();
-    const current = now - (now % this.opts.bucketMs);
+    const judgedUpTo = now - (this.sharing?.relayMs ?? 0);
+    const current = judgedUpTo - (judgedUpTo % this.opts.bucketMs);
     if (current === this.lastJudged) return;
     this.lastJudged = current;
+    const since = current - this.opts.windowBuckets * this.opts.bucketMs;
     for (const [service, s] of this.services) {
-      const since = current - this.opts.windowBuckets * this.opts.bucketMs;
-      const window = s.buckets.filter((b) => b.start < current && b.start >= since);
+      const window = s.buckets.filter((b) => b.start < current && b.start >= since).map(totalOf);
       this.judge(service, s, window, now);
       // Buckets beyond the window feed the baseline, then are dropped (bounded memory).
-      while (s.buckets.length > this.opts.windowBuckets + 1) this.learn(s, s.buckets.shift()!);
+      while (s.buckets.length > this.opts.windowBuckets + 1 && s.buckets[0].start < since) this.learn(s, totalOf(s.buckets.shift()!));
     }
+  }
+
+  /** Publishes this instance's counts of every bucket that closed since, or that late spans changed (cluster). */
+  publishClosed(): void {
+    const sharing = this.sharing;
+    if (!sharing) return;
+    const now = this.now();
+    const current = now - (now % this.opts.bucketMs);
+    const rows: BucketCounts[] = [];
+    for (const [service, s] of this.services)
+      for (const b of s.buckets) {
+        if (b.start >= current || b.spans === 0 || b.publishedSpans === b.spans) continue;
+        b.publishedSpans = b.spans;
+        rows.push(rowOf(service, b, sharing.instance, now));
+      }
+    if (rows.length > 0) sharing.publish(rows);
   }
 
   private learn(s: ServiceRates, b: Bucket): void {
@@ -195,4 +285,50 @@ export class ErrorRateMonitor {
       open.find((f) => f.kind === 'silent' && f.host === peer)
     );
   }
+}
+
+/** A bucket as the whole cluster counted it: this instance's counts plus the others' (itself when alone). */
+function totalOf(b: Bucket): Bucket {
+  if (!b.others || b.others.size === 0) return b;
+  const total: Bucket = { start: b.start, spans: b.spans, errors: b.errors, peerErrors: new Map(b.peerErrors), host: b.host, version: b.version, sample: b.sample };
+  for (const o of b.others.values()) {
+    total.spans += o.spans;
+    total.errors += o.errors;
+    for (const [peer, n] of o.peerErrors) total.peerErrors.set(peer, (total.peerErrors.get(peer) ?? 0) + n);
+    if (!total.host) total.host = o.host;
+    if (!total.version) total.version = o.version;
+    total.sample ??= o.sample;
+  }
+  return total;
+}
+
+function rowOf(service: string, b: Bucket, instance: string, now: number): BucketCounts {
+  return {
+    service,
+    bucket_start: b.start,
+    counted_by: instance,
+    spans: b.spans,
+    errors: b.errors,
+    peer_errors: Object.fromEntries(b.peerErrors),
+    host: b.host,
+    version: b.version,
+    sample_trace_id: b.sample?.traceId ?? '',
+    sample_span_id: b.sample?.spanId ?? '',
+    sample_name: b.sample?.name ?? '',
+    sample_at: b.sample?.at ?? 0,
+    sample_message: b.sample?.message ?? '',
+    published_at: now,
+  };
+}
+
+function countsOf(r: BucketCounts): Counts & { publishedAt: number } {
+  return {
+    spans: r.spans,
+    errors: r.errors,
+    peerErrors: new Map(Object.entries(r.peer_errors)),
+    host: r.host,
+    version: r.version,
+    sample: r.sample_span_id ? { traceId: r.sample_trace_id, spanId: r.sample_span_id, name: r.sample_name, at: r.sample_at, message: r.sample_message } : undefined,
+    publishedAt: r.published_at,
+  };
 }
