@@ -150,8 +150,8 @@ export class StoreTail {
     this.running = true;
     const startedAt = Date.now();
     try {
-      await this.readEvidence();
-      await this.readCheckChanges();
+      const storeNow = await this.readEvidence();
+      await this.readCheckChanges(storeNow);
       await this.readFaults();
       this.rounds++;
       if (this.failingSince) {
@@ -172,7 +172,8 @@ export class StoreTail {
     }
   }
 
-  private async readEvidence(): Promise<void> {
+  /** Reads the evidence received since the cursor; returns the store's clock as the read began. */
+  private async readEvidence(): Promise<number> {
     const db = this.store.database;
     const since = this.cursor;
     const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
@@ -204,6 +205,7 @@ export class StoreTail {
     for (const [key, until] of this.own) if (until < now) this.own.delete(key);
     if (tables.size > 0) this.evidence(tables);
     if (counts.length > 0) this.counts?.merge(counts);
+    return Number(clock.now);
   }
 
   /** Span counts published since the cursor (a bucket published again is a new row: its newest counts). */
@@ -220,27 +222,27 @@ export class StoreTail {
     return fresh;
   }
 
-  private async readCheckChanges(): Promise<void> {
+  /** Check changes and pauses received since the check cursor, in one read (`storeNow`: the store's clock before it). */
+  private async readCheckChanges(storeNow: number): Promise<void> {
     const changed = this.checksChanged;
     if (!changed) return;
     const db = this.store.database;
-    const params = { since: this.checkCursor };
-    const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
     const since = `received_at > fromUnixTimestamp64Milli({since:Int64}) AND updated_at > now64(3) - INTERVAL ${CHECK_CHANGE_MAX_AGE_S} SECOND`;
-    const checks = await this.store.query<StoredCheck>(
-      `SELECT slug, name, toString(source) AS source, deleted, spec, toUnixTimestamp64Milli(updated_at) AS at
-       FROM ${db}.checks WHERE ${since} ORDER BY updated_at LIMIT ${MAX_ROWS}`,
-      params,
+    // `flag` is a check row's `deleted`, a pause row's `paused`.
+    const rows = await this.store.query<Omit<StoredCheck, 'deleted'> & { pause: boolean; flag: boolean }>(
+      `SELECT false AS pause, slug, name, toString(source) AS source, deleted AS flag, spec, toUnixTimestamp64Milli(updated_at) AS at
+       FROM ${db}.checks WHERE ${since} LIMIT ${MAX_ROWS}
+       UNION ALL
+       SELECT true AS pause, slug, '' AS name, '' AS source, paused AS flag, '' AS spec, toUnixTimestamp64Milli(updated_at) AS at
+       FROM ${db}.check_pauses WHERE ${since} LIMIT ${MAX_ROWS}`,
+      { since: this.checkCursor },
     );
-    const pauses = await this.store.query<PauseChange>(
-      `SELECT slug, paused, toUnixTimestamp64Milli(updated_at) AS at FROM ${db}.check_pauses WHERE ${since} ORDER BY updated_at LIMIT ${MAX_ROWS}`,
-      params,
-    );
-    this.checkCursor = Math.max(this.checkCursor, Number(clock.now) - OVERLAP_MS);
-    if (checks.length === 0 && pauses.length === 0) return;
+    this.checkCursor = Math.max(this.checkCursor, storeNow - OVERLAP_MS);
+    if (rows.length === 0) return;
+    const byTime = rows.map((r) => ({ ...r, pause: Boolean(r.pause), flag: Boolean(r.flag), at: Number(r.at) })).sort((a, b) => a.at - b.at);
     changed({
-      checks: checks.map((c) => ({ ...c, deleted: Boolean(c.deleted), at: Number(c.at) })),
-      pauses: pauses.map((p) => ({ ...p, paused: Boolean(p.paused), at: Number(p.at) })),
+      checks: byTime.filter((r) => !r.pause).map((r) => ({ slug: r.slug, name: r.name, source: r.source, deleted: r.flag, spec: r.spec, at: r.at })),
+      pauses: byTime.filter((r) => r.pause).map((r) => ({ slug: r.slug, paused: r.flag, at: r.at })),
     });
   }
 
