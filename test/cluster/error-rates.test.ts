@@ -30,14 +30,16 @@ const attr = (key: string, v: string) => ({ key, value: { stringValue: v } });
 const hex = (n: number, len: number) => n.toString(16).padStart(len, '0');
 
 let sent = 0;
-/** One OTLP/JSON traces request from one of the service's pods: a failed call and a good one, or two good ones. */
+/** One OTLP/JSON traces request from one of the service's pods: a failed call and a good span, or two good ones. */
 function spans(failing: boolean): string {
   const now = Date.now();
+  // The failing one is a call to a peer: the owner learns who the others' failed spans called too.
   const span = (ok: boolean) => ({
     traceId: hex(++sent, 32),
     spanId: hex(sent, 16),
-    name: 'POST /orders',
-    kind: 2,
+    name: ok ? 'POST /orders' : 'GET /stock',
+    kind: ok ? 2 : 3,
+    attributes: ok ? [] : [attr('peer.service', 'inventory')],
     startTimeUnixNano: `${now - 20}000000`,
     endTimeUnixNano: `${now}000000`,
     status: ok ? { code: 1 } : { code: 2, message: 'inventory service unavailable' },
@@ -93,6 +95,7 @@ describe('error rates over a cluster', () => {
     assert.ok(errors >= MIN_ERRORS && total >= MIN_SPANS, `counted over the cluster: ${spike.explanation}`);
     assert.ok(errors > 4 && total > 8, `more than any one instance took: ${spike.explanation}`);
     assert.match(spike.explanation, /inventory service unavailable/);
+    assert.match(spike.explanation, new RegExp(`; ${errors} were calls to inventory$`), 'every failed call counted with its peer');
     process.stdout.write(`# error spike over 3 instances found ${Date.now() - failingFrom} ms after the errors began: ${spike.explanation}\n`);
 
     await new Promise((r) => setTimeout(r, 3000));
