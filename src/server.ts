@@ -198,6 +198,7 @@ export class FaultlineServer {
       // How far behind the store this instance's log is, about: the segments waiting beyond the one being written.
       this.cluster = new Cluster(store, { ...config.cluster, instance_id: clusterId, address: config.cluster.address ?? apiAddress }, VERSION, log, () =>
         Math.max(0, writer.backlogSegments - 1) * config.writer.flush_interval_ms,
+        () => writer.insertLagMs,
       );
     this.grpc = new OtlpGrpcServer(pipeline, config.server.max_decompressed_bytes, log, this.auth, config.server.idle_timeout_ms);
     const otlpGrpc = await this.grpc.start(host, config.server.otlp_grpc_port);

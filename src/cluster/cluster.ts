@@ -70,10 +70,12 @@ export class Cluster implements Ownership {
     private readonly log: Logger,
     /** How far behind the store this instance's write-ahead log is (ms, about). */
     behind: () => number = () => 0,
+    /** How long this instance's inserts take lately, at worst (ms). */
+    insertLag: () => number = () => 0,
   ) {
     this.membership = new Membership(
       store,
-      { id: config.instance_id, address: config.address, version, heartbeatMs: config.heartbeat_ms, leaseMs: config.lease_ms, behind },
+      { id: config.instance_id, address: config.address, version, heartbeatMs: config.heartbeat_ms, leaseMs: config.lease_ms, behind, insertLag },
       log,
     );
     this.faults = new FaultReader(store);
@@ -85,6 +87,8 @@ export class Cluster implements Ownership {
       log,
       (missedMs) => this.parts?.detector.holdJudgement(this.parts.detector.opts.tickMs, `other instances' evidence was not read for ${missedMs} ms`),
       (lagMs) => this.lagging(`reading other instances' evidence took ${lagMs} ms`),
+      // Any live instance's rows may become readable as late as its slowest insert.
+      () => Math.max(insertLag(), ...this.membership.list().filter((i) => i.health !== 'dead').map((i) => i.insertMs)),
     );
     this.membership.onRound = (instances) => {
       const behind = instances.filter((i) => i.id !== this.id && i.behindMs > this.relayMs);

@@ -14,6 +14,8 @@ export interface InstanceInfo {
   leaving: boolean;
   /** How far behind the store its write-ahead log was at its last heartbeat (ms, about). */
   behindMs: number;
+  /** How long its inserts took lately, at worst (ms): its rows may become readable that late. */
+  insertMs: number;
   health: Health;
 }
 
@@ -25,6 +27,8 @@ export interface MembershipOptions {
   leaseMs: number;
   /** How far behind the store this instance's write-ahead log is now (ms, about): published with each heartbeat. */
   behind?: () => number;
+  /** How long this instance's inserts take lately, at worst (ms): published with each heartbeat. */
+  insertLag?: () => number;
 }
 
 /** What changed in a round: the live set, whether this instance may decide, who left. */
@@ -158,13 +162,13 @@ export class Membership {
 
   private write(leaving: boolean, at = this.now()): Promise<void> {
     const { id, address, version } = this.opts;
-    const row = { id, address, version, started_at: this.startedAt, heartbeat_at: at, leaving, behind_ms: Math.min(4_000_000_000, Math.round(this.opts.behind?.() ?? 0)) };
+    const row = { id, address, version, started_at: this.startedAt, heartbeat_at: at, leaving, behind_ms: ms(this.opts.behind?.()), insert_ms: ms(this.opts.insertLag?.()) };
     return this.store.insertJsonLines('cluster_instances', `${JSON.stringify(row)}\n`, `cluster:${id}:${at}:${leaving}`);
   }
 
   private async read(): Promise<InstanceInfo[]> {
-    const rows = await this.store.query<{ id: string; address: string; version: string; started: number; beat: number; leaving: boolean | number; behind: number }>(
-      `SELECT id, argMax(address, heartbeat_at) AS address, argMax(version, heartbeat_at) AS version, argMax(behind_ms, heartbeat_at) AS behind,
+    const rows = await this.store.query<{ id: string; address: string; version: string; started: number; beat: number; leaving: boolean | number; behind: number; insert: number }>(
+      `SELECT id, argMax(address, heartbeat_at) AS address, argMax(version, heartbeat_at) AS version, argMax(behind_ms, heartbeat_at) AS behind, argMax(insert_ms, heartbeat_at) AS insert,
               toUnixTimestamp64Milli(argMax(started_at, heartbeat_at)) AS started, toUnixTimestamp64Milli(max(heartbeat_at)) AS beat,
               argMax(leaving, heartbeat_at) AS leaving
        FROM ${this.store.database}.cluster_instances
@@ -179,6 +183,7 @@ export class Membership {
       heartbeatAt: Number(r.beat),
       leaving: Boolean(r.leaving),
       behindMs: Number(r.behind),
+      insertMs: Number(r.insert),
       health: 'dead' as Health,
     }));
   }
@@ -214,6 +219,9 @@ export class Membership {
     this.onChange({ live: next, member, gone });
   }
 }
+
+/** A duration for a UInt32 column. */
+const ms = (v: number | undefined) => Math.min(4_000_000_000, Math.max(0, Math.round(v ?? 0)));
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -7,11 +7,55 @@ import type { Store, TableName } from '../store/index.js';
 import type { BucketCounts } from '../detect/index.js';
 import { readSpanCounts } from './span-counts.js';
 
+type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings';
+
 /**
- * Evidence rows re-read at each round (received up to this long before the newest one seen): an insert
- * that started before a read may become visible after it, with an earlier receive time.
+ * Rows re-read at each round (received up to this long before the store's now), per stream, [least, most]:
+ * an insert stamps received_at when it is parsed and becomes readable when it is done, so a row may appear
+ * after a read with an earlier receive time. Every instance publishes how long its inserts take lately,
+ * and the overlap is at least that, up to the most (see Cursor.advance). A missed heartbeat is followed by
+ * the next one, and heartbeats are many (a long overlap re-reads thousands a round); a missed exit is a
+ * crash judged as a hang, and exits are few, so they are re-read longest.
  */
-const OVERLAP_MS = 1500;
+const OVERLAP_MS: Record<TailedTable | 'counts' | 'checks', [number, number]> = {
+  heartbeats: [1500, 5000],
+  exceptions: [3000, 10_000],
+  pings: [5000, 60_000],
+  exits: [30_000, 60_000],
+  counts: [1500, 10_000],
+  checks: [1500, 60_000],
+};
+/** Added to the slowest insert: the store's and this instance's clocks between stamping and reading. */
+const INSERT_LAG_MARGIN_MS = 1000;
+
+const overlap = ([least, most]: [number, number], lagMs: number) => Math.min(most, Math.max(least, lagMs));
+
+/** Where one stream of rows (read by received_at) was read up to, and the rows met again in its overlap. */
+class Cursor {
+  at: number;
+  private readonly seen = new Map<string, number>();
+
+  constructor(
+    storeNow: number,
+    private readonly overlapMs: [least: number, most: number],
+  ) {
+    this.at = storeNow - overlapMs[0];
+  }
+
+  /** True the first time a row is met (again within the overlap: false). */
+  fresh(key: string, received: number): boolean {
+    if (this.seen.has(key)) return false;
+    this.seen.set(key, received);
+    return true;
+  }
+
+  /** Everything received up to the store's `now` was read, but for inserts still landing: the overlap, at least `lagMs`. */
+  advance(now: number, lagMs: number): void {
+    this.at = Math.max(this.at, now - overlap(this.overlapMs, lagMs));
+    for (const [key, received] of this.seen) if (received <= this.at) this.seen.delete(key);
+  }
+}
+
 /** Evidence older than this (by its own time) is not read: detection has judged that time already. */
 const MAX_AGE_S: Partial<Record<TableName, number>> = { heartbeats: 600, exceptions: 600, pings: 3600, exits: 3600 };
 /** Fault changes re-read: their time is the deciding instance's clock, and its write takes a moment. */
@@ -40,7 +84,7 @@ export interface CheckChanges {
 }
 
 /** The columns detection reads, per table, as ingest builds its rows (ts as nanoseconds text, pings in ms). */
-const COLUMNS: Partial<Record<TableName, string>> = {
+const COLUMNS: Record<TailedTable, string> = {
   heartbeats: `service, instance, version, host, pid, toString(toUnixTimestamp64Nano(ts)) AS ts, interval_ms, rss_bytes, memory_limit_bytes,
     eventloop_delay_p99_ms, mapFilter((k, v) -> k = 'faultline.heartbeat.source', attributes) AS attributes`,
   exits: `service, instance, version, host, pid, toString(toUnixTimestamp64Nano(ts)) AS ts, exit_code, signal, reason, intended, exception_type,
@@ -50,7 +94,7 @@ const COLUMNS: Partial<Record<TableName, string>> = {
 };
 
 /** Which row this is, the same whether ingest built it or it was read back from the store. */
-function identity(table: TableName, r: Row): string {
+function identity(table: TailedTable, r: Row): string {
   if (table === 'pings') return `p\u0000${String(r.check)}\u0000${msOf(r.ts)}\u0000${String(r.kind)}\u0000${String(r.rid ?? '')}`;
   const extra = table === 'exceptions' ? `\u0000${String(r.exception_type ?? '')}\u0000${String(r.span_id ?? '')}` : '';
   return `${table[0]}\u0000${String(r.service)}\u0000${String(r.instance)}\u0000${msOf(r.ts)}${extra}`;
@@ -75,13 +119,11 @@ function identity(table: TableName, r: Row): string {
  * (or not) by every instance within a round or two.
  */
 export class StoreTail {
-  private cursor = 0;
+  private readonly cursors = new Map<TailedTable | 'counts', Cursor>();
   private faultCursor = 0;
   /** 0 until the first round that reads check changes: that round reads those of the last hour. */
   private checkCursor = 0;
   private checksChanged?: (changes: CheckChanges) => void;
-  /** Rows handed to detection by an earlier round, by when the store received them (kept while re-read). */
-  private readonly seen = new Map<string, number>();
   /** Rows this instance ingested, for OWN_KEPT_MS (the store takes them from the write-ahead log a moment later). */
   private readonly own = new Map<string, number>();
   private readonly seenFaults = new Map<string, number>();
@@ -106,6 +148,8 @@ export class StoreTail {
     private readonly recovered: (missedMs: number) => void = () => undefined,
     /** Told when a round took longer than a few intervals: what it read is that much late. */
     private readonly slow: (tookMs: number) => void = () => undefined,
+    /** The slowest insert of any live instance lately (ms): rows may become readable that late. */
+    private readonly insertLag: () => number = () => 0,
   ) {
     this.faults = new FaultReader(store);
   }
@@ -113,7 +157,7 @@ export class StoreTail {
   /** Starts from the store's now: what was stored before is what restore() read at start. */
   async start(): Promise<void> {
     const [row] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
-    this.cursor = Number(row.now) - OVERLAP_MS;
+    for (const stream of [...(Object.keys(COLUMNS) as TailedTable[]), 'counts' as const]) this.cursors.set(stream, new Cursor(Number(row.now), OVERLAP_MS[stream]));
     this.faultCursor = Date.now() - FAULT_OVERLAP_MS;
     this.lastSuccess = Date.now();
     this.timer = setInterval(() => void this.round(), this.intervalMs);
@@ -141,7 +185,7 @@ export class StoreTail {
   /** Rows this instance ingested itself: detection has them already, so the tail skips them. */
   markOwn(tables: Map<TableName, object[]>): void {
     const now = Date.now();
-    for (const table of ['heartbeats', 'exits', 'exceptions', 'pings'] as const)
+    for (const table of Object.keys(COLUMNS) as TailedTable[])
       for (const r of (tables.get(table) ?? []) as Row[]) this.own.set(identity(table, r), now + OWN_KEPT_MS);
   }
 
@@ -175,32 +219,30 @@ export class StoreTail {
   /** Reads the evidence received since the cursor; returns the store's clock as the read began. */
   private async readEvidence(): Promise<number> {
     const db = this.store.database;
-    const since = this.cursor;
     const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
+    const lag = this.insertLag() + INSERT_LAG_MARGIN_MS;
     const tables = new Map<TableName, object[]>();
-    for (const [table, columns] of Object.entries(COLUMNS) as [TableName, string][]) {
+    for (const [table, columns] of Object.entries(COLUMNS) as [TailedTable, string][]) {
+      const cursor = this.cursors.get(table)!;
       const rows = await this.store.query<Row & { received: number }>(
         `SELECT ${columns}, toUnixTimestamp64Milli(received_at) AS received FROM ${db}.${table}
          WHERE received_at > fromUnixTimestamp64Milli({since:Int64}) AND ts > now64(3) - INTERVAL ${MAX_AGE_S[table]} SECOND
          ORDER BY received_at LIMIT ${MAX_ROWS}
          SETTINGS prefer_column_name_to_alias = 1`,
-        { since },
+        { since: cursor.at },
       );
       this.rowsRead += rows.length;
       const fresh: object[] = [];
       for (const r of rows) {
         const key = identity(table, r);
-        if (this.seen.has(key) || this.own.has(key)) continue;
-        this.seen.set(key, Number(r.received));
+        if (this.own.has(key) || !cursor.fresh(key, Number(r.received))) continue;
         if (table === 'heartbeats') r.attributes = r.attributes ?? {};
         fresh.push(r);
       }
       if (fresh.length) tables.set(table, fresh);
     }
-    const counts = this.counts ? await this.readCounts(since, this.counts.self) : [];
-    // Everything received up to the store's now was read, but for inserts still landing (the overlap).
-    this.cursor = Math.max(this.cursor, Number(clock.now) - OVERLAP_MS);
-    for (const [key, received] of this.seen) if (received <= this.cursor) this.seen.delete(key);
+    const counts = this.counts ? await this.readCounts(this.cursors.get('counts')!, this.counts.self) : [];
+    for (const cursor of this.cursors.values()) cursor.advance(Number(clock.now), lag);
     const now = Date.now();
     for (const [key, until] of this.own) if (until < now) this.own.delete(key);
     if (tables.size > 0) this.evidence(tables);
@@ -209,15 +251,13 @@ export class StoreTail {
   }
 
   /** Span counts published since the cursor (a bucket published again is a new row: its newest counts). */
-  private async readCounts(since: number, self: string): Promise<BucketCounts[]> {
-    const rows = await readSpanCounts(this.store, since, self);
+  private async readCounts(cursor: Cursor, self: string): Promise<BucketCounts[]> {
+    const rows = await readSpanCounts(this.store, cursor.at, self);
     this.rowsRead += rows.length;
     const fresh: BucketCounts[] = [];
     for (const { received, ...r } of rows) {
       const key = `c\u0000${r.service}\u0000${r.bucket_start}\u0000${r.counted_by}\u0000${r.published_at}`;
-      if (this.seen.has(key)) continue;
-      this.seen.set(key, received);
-      fresh.push(r);
+      if (cursor.fresh(key, received)) fresh.push(r);
     }
     return fresh;
   }
@@ -237,7 +277,7 @@ export class StoreTail {
        FROM ${db}.check_pauses WHERE ${since} LIMIT ${MAX_ROWS}`,
       { since: this.checkCursor },
     );
-    this.checkCursor = Math.max(this.checkCursor, storeNow - OVERLAP_MS);
+    this.checkCursor = Math.max(this.checkCursor, storeNow - overlap(OVERLAP_MS.checks, this.insertLag() + INSERT_LAG_MARGIN_MS));
     if (rows.length === 0) return;
     const byTime = rows.map((r) => ({ ...r, pause: Boolean(r.pause), flag: Boolean(r.flag), at: Number(r.at) })).sort((a, b) => a.at - b.at);
     changed({

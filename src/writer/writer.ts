@@ -38,6 +38,9 @@ export interface WriterOptions {
  * while the store is down. When the unwritten backlog passes `maxWalBytes`, `admit()` refuses new work
  * with 429 (store slow) or 503 (store failing) and a Retry-After, so memory and disk stay bounded.
  */
+/** How long a slow insert is remembered in insertLagMs. */
+const INSERT_LAG_MEMORY_MS = 30_000;
+
 export class Writer {
   private readonly wal: WalDir;
   private active?: Segment;
@@ -203,6 +206,28 @@ export class Writer {
 
   /** The store's recent insert time per row (ms), smoothed over the last few segments; 0 before the first. */
   private insertMsPerRow = 0;
+  /** performance.now() when the insert under way started (0: none), and the slowest insert lately. */
+  private insertStartedAt = 0;
+  private slowestInsert = { ms: 0, at: 0 };
+
+  /**
+   * How long this instance's rows may take, at worst lately, between the store stamping them (received_at,
+   * when the insert is parsed) and others being able to read them (the insert done): an insert under way
+   * counts by its age so far; a slow one is remembered for INSERT_LAG_MEMORY_MS. Readers of received_at
+   * (the cluster's tail) look back at least this far, or miss what a slow insert made visible late.
+   */
+  get insertLagMs(): number {
+    const now = performance.now();
+    const ongoing = this.insertStartedAt ? now - this.insertStartedAt : 0;
+    const recent = now - this.slowestInsert.at < INSERT_LAG_MEMORY_MS ? this.slowestInsert.ms : 0;
+    return Math.max(ongoing, recent);
+  }
+
+  private insertTook(startedAt: number): void {
+    const now = performance.now();
+    const ms = now - startedAt;
+    if (ms >= this.slowestInsert.ms || now - this.slowestInsert.at >= INSERT_LAG_MEMORY_MS) this.slowestInsert = { ms, at: now };
+  }
 
   private seal(): void {
     const seg = this.active;
@@ -277,13 +302,17 @@ export class Writer {
     // A server store takes each file as a stream from disk; the embedded engine takes the bytes in one piece.
     for (const part of await readSegment(seg, { ranges: this.store.kind === 'server' })) {
       const { table, body } = part;
+      const insertStartedAt = (this.insertStartedAt = performance.now());
       try {
         await this.store.insertJsonLines(table, isFileRange(body) ? bodyStream(body) : body, `${seg.name}:${table}`, part.columns);
+        this.insertTook(insertStartedAt);
         if (table !== RESOURCES) this.metrics.written.inc({ table }, part.rows);
         else if (!isFileRange(body)) this.resourcesStored(body); // resource sets are always read whole
       } catch (err) {
         if (isRetryableStoreError(err)) throw err;
         await this.writeRowByRow(seg, table, await bodyBytes(body), err, part.columns);
+      } finally {
+        this.insertStartedAt = 0;
       }
       if (table !== RESOURCES) this.metrics.batchRows.observe(part.rows);
       rows += part.rows;

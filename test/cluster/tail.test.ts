@@ -1,0 +1,68 @@
+/**
+ * The cluster's tail against the real engine: a row the store stamped (received_at) before the tail's
+ * cursor but made readable only after it — a slow insert — is still read: exits always (they are re-read
+ * for 30 s: a missed exit is a crash judged as a hang), heartbeats when an instance says its inserts are
+ * that slow.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { StoreTail } from '../../src/cluster/tail.js';
+import { ConfigSchema } from '../../src/config/index.js';
+import { createLogger } from '../../src/log/index.js';
+import { migrate, openStore, type Store, type TableName } from '../../src/store/index.js';
+import { eventually, removeDir, tempDir } from '../support/faultline.js';
+
+describe('store tail', () => {
+  const dir = tempDir();
+  let store: Store;
+  let insertLag = 0;
+  const read: { table: string; service: string }[] = [];
+  let tail: StoreTail;
+
+  before(async () => {
+    const config = ConfigSchema.parse({ data_dir: dir });
+    store = await openStore(config);
+    await migrate(store, config.store.retention_days);
+    const collect = (tables: Map<TableName, object[]>) => {
+      for (const [table, rows] of tables) for (const r of rows as { service: string }[]) read.push({ table, service: r.service });
+    };
+    tail = new StoreTail(store, 100, collect, () => undefined, createLogger('error'), undefined, undefined, () => insertLag);
+    await tail.start();
+  });
+  after(async () => {
+    tail?.stop();
+    await store?.close();
+    removeDir(dir);
+  });
+
+  /** A row the store took `agoMs` ago (by its clock) that only now becomes readable. */
+  const lateRow = async (table: 'exits' | 'heartbeats', service: string, agoMs: number) =>
+    store.command(
+      `INSERT INTO ${store.database}.${table} (service, instance, host, ts, received_at)
+       SELECT '${service}', '${service}-1', 'h', now64(9), now64(3) - toIntervalMillisecond(${agoMs})`,
+    );
+  const seen = (table: string, service: string) => read.some((r) => r.table === table && r.service === service);
+  const rounds = async (n: number) => {
+    const until = tail.rounds + n;
+    await eventually(async () => tail.rounds >= until, 10_000, `${n} tail rounds`);
+  };
+
+  it('reads an exit that became readable 10 s after the store stamped it', async () => {
+    await rounds(3);
+    await lateRow('exits', 'late-exit', 10_000);
+    await rounds(3);
+    assert.ok(seen('exits', 'late-exit'), 'the late exit is read');
+  });
+
+  it('reads heartbeats as late as the slowest insert an instance reports, and no later', async () => {
+    await lateRow('heartbeats', 'late-beat-unannounced', 4000);
+    await rounds(3);
+    assert.ok(!seen('heartbeats', 'late-beat-unannounced'), 'with inserts said to be fast, a heartbeat 4 s late is past the cursor');
+    // An instance says its inserts take 5 s lately: from then on every cursor stays 6 s behind the store's now.
+    insertLag = 5000;
+    await new Promise((r) => setTimeout(r, 4000));
+    await lateRow('heartbeats', 'late-beat', 4000);
+    await rounds(3);
+    assert.ok(seen('heartbeats', 'late-beat'), 'with inserts said to take 5 s, it is read');
+  });
+});
