@@ -154,6 +154,11 @@ export class StoreTail {
     this.faults = new FaultReader(store);
   }
 
+  /** How far past its cursor each read looks at least (whole ms: the cursor is a query parameter of type Int64). */
+  private lagMs(): number {
+    return Math.ceil(this.insertLag()) + INSERT_LAG_MARGIN_MS;
+  }
+
   /** Starts from the store's now: what was stored before is what restore() read at start. */
   async start(): Promise<void> {
     const [row] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
@@ -220,7 +225,7 @@ export class StoreTail {
   private async readEvidence(): Promise<number> {
     const db = this.store.database;
     const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
-    const lag = this.insertLag() + INSERT_LAG_MARGIN_MS;
+    const lag = this.lagMs();
     const tables = new Map<TableName, object[]>();
     for (const [table, columns] of Object.entries(COLUMNS) as [TailedTable, string][]) {
       const cursor = this.cursors.get(table)!;
@@ -277,7 +282,7 @@ export class StoreTail {
        FROM ${db}.check_pauses WHERE ${since} LIMIT ${MAX_ROWS}`,
       { since: this.checkCursor },
     );
-    this.checkCursor = Math.max(this.checkCursor, storeNow - overlap(OVERLAP_MS.checks, this.insertLag() + INSERT_LAG_MARGIN_MS));
+    this.checkCursor = Math.max(this.checkCursor, storeNow - overlap(OVERLAP_MS.checks, this.lagMs()));
     if (rows.length === 0) return;
     const byTime = rows.map((r) => ({ ...r, pause: Boolean(r.pause), flag: Boolean(r.flag), at: Number(r.at) })).sort((a, b) => a.at - b.at);
     changed({

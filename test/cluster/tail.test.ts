@@ -59,7 +59,7 @@ describe('store tail', () => {
     await rounds(3);
     assert.ok(!seen('heartbeats', 'late-beat-unannounced'), 'with inserts said to be fast, a heartbeat 4 s late is past the cursor');
     // An instance says its inserts take 5 s lately: from then on every cursor stays 6 s behind the store's now.
-    insertLag = 5000;
+    insertLag = 5000.25; // measured with performance.now(): not whole milliseconds
     await new Promise((r) => setTimeout(r, 4000));
     await lateRow('heartbeats', 'late-beat', 4000);
     await rounds(3);
