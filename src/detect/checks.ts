@@ -83,6 +83,11 @@ export interface CheckView {
  */
 export class CheckMonitor {
   private readonly checks = new Map<string, CheckState>();
+  /**
+   * Checks deleted before start, with when: the API answers while detection state is rebuilt, so their open
+   * faults may not be known yet; they are resolved at start.
+   */
+  private readonly deletedBeforeStart = new Map<string, number>();
   /** Failed runs judged by another instance (their owner), by fault id. */
   private readonly deferred = new Map<string, DeferredRun>();
   private pending: Ping[] = [];
@@ -101,6 +106,8 @@ export class CheckMonitor {
   /** Starts judging (after the state was rebuilt); pings observed meanwhile are taken now. */
   start(tickMs = 250): void {
     this.startedAt = this.now();
+    for (const [slug, at] of this.deletedBeforeStart) this.forget(slug, at);
+    this.deletedBeforeStart.clear();
     const pending = this.pending;
     this.pending = [];
     for (const p of pending) this.take(p, true);
@@ -138,6 +145,7 @@ export class CheckMonitor {
 
   /** Replays a stored ping at start: state only; `settle()` then judges what the replay left open. */
   replay(p: Ping): void {
+    if (this.deletedBeforeStart.has(p.check)) return;
     this.take(p, false);
   }
 
@@ -161,6 +169,7 @@ export class CheckMonitor {
    * on: runs it would have missed before the change do not count.
    */
   define(spec: CheckConfig, at = this.now()): void {
+    this.deletedBeforeStart.delete(spec.slug);
     const s = this.state(spec.slug, spec);
     s.spec = spec;
     s.dueCache = undefined;
@@ -169,6 +178,7 @@ export class CheckMonitor {
 
   /** Forgets a deleted check: its open faults are resolved and nothing more is judged for it. */
   forget(slug: string, at = this.now()): void {
+    if (!this.startedAt) this.deletedBeforeStart.set(slug, at);
     this.checks.delete(slug);
     for (const [id, d] of this.deferred) if (d.slug === slug) this.deferred.delete(id);
     for (const f of [...this.detector.open.values()]) if (f.check === slug) this.detector.resolveById(f.id, at, `check ${slug} was deleted`);

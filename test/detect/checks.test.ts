@@ -176,6 +176,26 @@ describe('check monitor', () => {
     assert.deepEqual(opened(), []);
   });
 
+  it('a check deleted while detection state is rebuilt (the API answers meanwhile): its restored open fault is resolved at start', () => {
+    const first = setup([{ slug: 'backup' }]);
+    first.monitor.start(1e9);
+    first.ping('backup', 'fail');
+    const [fault] = first.opened();
+    assert.ok(fault);
+
+    const again = setup([{ slug: 'backup' }]);
+    again.monitor.forget('backup', T0 + 1000);
+    // Restore: the fault read back open, the check's pings replayed.
+    again.detector.track({ ...fault });
+    again.monitor.replay({ check: 'backup', at: T0, kind: 'fail', exitCode: null, rid: '', body: '' });
+    again.monitor.settle();
+    again.monitor.start(1e9);
+    const resolved = again.saved.filter((s) => s.event === 'resolved');
+    assert.deepEqual(resolved.map((s) => [s.fault.id, s.fault.resolvedAt]), [[fault.id, T0 + 1000]]);
+    assert.match(resolved[0].fault.explanation, /check backup was deleted/);
+    assert.deepEqual(again.opened(), [], 'and its last failure is not raised again');
+  });
+
   it("another instance's check: judged by its owner; what the owner left unjudged is judged once this instance owns it", () => {
     const { monitor, ping, advance, opened, ownership, detector, saved } = setup([{ slug: 'sync', period: '2s', grace: '1s' }, { slug: 'backup' }]);
     ownership.mine = false;
