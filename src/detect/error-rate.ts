@@ -103,7 +103,9 @@ export class ErrorRateMonitor {
     private readonly detector: Detector,
     readonly opts: ErrorRateOptions = DEFAULT_ERROR_RATE,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    detector.learnedListeners.push((f) => this.learned(f));
+  }
 
   /** Joins a cluster: counts are published and merged, and judgement waits for the others' (see CountSharing). */
   share(sharing: CountSharing): void {
@@ -272,8 +274,21 @@ export class ErrorRateMonitor {
   private calm(s: ServiceRates, now: number): void {
     if (s.openFault && ++s.calmBuckets >= this.opts.windowBuckets) {
       this.detector.resolveById(s.openFault, now);
-      s.openFault = undefined;
+      // Another instance's to resolve (it owns the service): followed until it is learned resolved.
+      if (!this.detector.open.has(s.openFault)) s.openFault = undefined;
     }
+  }
+
+  /**
+   * A spike fault learned from the store (cluster): the service's fault while open, whoever opened it, so
+   * that an owner taking the service over in a hand-over keeps it open or resolves it, and does not open a
+   * second fault for the same spike (its window, begun elsewhere, would give another start).
+   */
+  private learned(f: Fault): void {
+    if ((f.kind !== 'error_spike' && f.kind !== 'dependency') || f.instance || f.check) return;
+    const s = this.rates(f.service);
+    if (f.state === 'open') s.openFault ??= f.id;
+    else if (s.openFault === f.id) s.openFault = undefined;
   }
 
   /** The open fault of a peer service (or of the host it runs on). */

@@ -21,7 +21,9 @@ function setup(sharing?: { relayMs: number }) {
   // A bucket boundary, so that the steps below fall in known buckets.
   let now = 1_800_000_000_000;
   const opened: Fault[] = [];
-  const writer = { saveFault: (f: Fault, event: string) => event === 'opened' && opened.push({ ...f }), saveSignature: () => undefined } as unknown as FaultWriter;
+  const resolved: string[] = [];
+  const saveFault = (f: Fault, event: string) => (event === 'opened' ? opened.push({ ...f }) : event === 'resolved' && resolved.push(f.id));
+  const writer = { saveFault, saveSignature: () => undefined } as unknown as FaultWriter;
   const rules = RuleSet.load();
   const detector = new Detector({ rules: () => rules, writer, log: createLogger('error'), opened: new Registry().counter('t', 't'), now: () => now });
   detector.start();
@@ -54,7 +56,7 @@ function setup(sharing?: { relayMs: number }) {
     sample_message: '',
     published_at: publishedAt,
   });
-  return { monitor, opened, published, fail, advance, other, now: () => now };
+  return { monitor, detector, opened, resolved, published, fail, advance, other, now: () => now };
 }
 
 describe('error rates over a cluster (span counts shared)', () => {
@@ -117,5 +119,25 @@ describe('error rates over a cluster (span counts shared)', () => {
     assert.equal(t.monitor.lateCounts, 1);
     t.advance(5 * BUCKET);
     assert.equal(t.opened.length, 1);
+  });
+
+  it('a spike fault another instance opened (the owner before a hand-over) is kept open, not opened again, and resolved here', () => {
+    const t = setup({ relayMs: 1500 });
+    const start = t.now();
+    const f: Fault = {
+      id: 'spike-from-fl-b', kind: 'error_spike', state: 'open', service: 'api', instance: '', host: 'h2', version: '2.0', check: '', signature: 'sig',
+      startedAt: start - 3 * BUCKET, detectedAt: start - BUCKET, resolvedAt: null, explanation: 'from fl-b', evidence: [], causedBy: '', ruleId: 'error-spike', rulesVersion: 'v', occurrences: 1,
+    };
+    // The spike's spans were counted here too (every instance follows every count); then its fault is learned.
+    t.fail(10);
+    t.advance(BUCKET);
+    t.detector.learn(f);
+    for (let i = 0; i < 4; i++) {
+      t.fail(10);
+      t.advance(BUCKET);
+    }
+    assert.deepEqual(t.opened, [], 'the spike has its fault already');
+    for (let i = 0; i < 5; i++) t.advance(BUCKET);
+    assert.deepEqual(t.resolved, ['spike-from-fl-b'], 'resolved once the rate is back to normal');
   });
 });
