@@ -33,7 +33,7 @@ export interface ClusterParts {
   checksChanged: (changes: CheckChanges) => void;
 }
 
-/** How often closed buckets' span counts are published: soon after a bucket closes, well within the relay delay. */
+/** How often closed buckets' span counts are published (soon after a bucket closes, well within the relay delay) and judged. */
 const PUBLISH_COUNTS_EVERY_MS = 250;
 
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
@@ -186,7 +186,11 @@ export class Cluster implements Ownership {
     const counts = (this.counts = new SpanCountPublisher(this.store, this.id, this.log));
     errorRates.share({ instance: this.id, relayMs: this.relayMs, publish: (rows) => counts.publish(rows) });
     this.tail.shareCounts(this.id, (rows) => errorRates.merge(rows));
-    this.countsTimer = setInterval(() => errorRates.publishClosed(), PUBLISH_COUNTS_EVERY_MS);
+    // Judged as often: a bucket is judged within this of its relay delay's end, not up to the monitor's second later.
+    this.countsTimer = setInterval(() => {
+      errorRates.publishClosed();
+      errorRates.tick();
+    }, PUBLISH_COUNTS_EVERY_MS);
     this.countsTimer.unref();
   }
 
