@@ -28,7 +28,7 @@ export interface ClusterParts {
   /** The relay delay detection's φ tolerates (beyond it, another instance's lag holds silence judgement). */
   relayMs: number;
   /** The check monitor: failed runs it left to an owner that died are judged in a hand-over. */
-  checks: Pick<CheckMonitor, 'deferredToDecide' | 'decideDeferred'>;
+  checks: Pick<CheckMonitor, 'deferredToDecide' | 'decideDeferred' | 'resolveSucceeded'>;
   /** Told of checks created, changed, deleted, paused or resumed through any instance's API (read back from the store). */
   checksChanged: (changes: CheckChanges) => void;
 }
@@ -45,8 +45,8 @@ const leftoversKey = (instance: string) => `instance\u0000${instance}`;
  * One instance's part in a cluster: membership (heartbeats through the store, step-down), ownership
  * (rendezvous hashing of targets over the live instances), the tail of what the others stored, and the
  * hand-over when the live set changes — exits and failed check runs the old owner left undecided are
- * decided (unless the store has their fault), open faults' escalation is adopted, and a gone instance's
- * pending deliveries are claimed and resumed.
+ * decided (unless the store has their fault), check faults a success ended since are resolved, open faults'
+ * escalation is adopted, and a gone instance's pending deliveries are claimed and resumed.
  */
 export class Cluster implements Ownership {
   readonly membership: Membership;
@@ -243,6 +243,8 @@ export class Cluster implements Ownership {
       detector.knowIds(stored.map((f) => f.id));
       decided = detector.decideDeferred(exits) + parts.checks.decideDeferred(runs);
     }
+    // Faults of checks this instance owns now that a success ended while their old owner did not read it.
+    decided += parts.checks.resolveSucceeded();
     // Open faults of targets that are this instance's now: their escalation continues here.
     const adopted = [...detector.open.values()].filter((f) => !this.escalating.has(f.id) && this.owns(ownerKeyOf(f)));
     adopted.forEach((f) => this.escalating.add(f.id));

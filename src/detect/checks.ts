@@ -108,6 +108,8 @@ export class CheckMonitor {
     this.startedAt = this.now();
     for (const [slug, at] of this.deletedBeforeStart) this.forget(slug, at);
     this.deletedBeforeStart.clear();
+    // A success stored after a fault began that the last run died before taking (the replay resolves nothing).
+    this.resolveSucceeded();
     const pending = this.pending;
     this.pending = [];
     for (const p of pending) this.take(p, true);
@@ -231,6 +233,22 @@ export class CheckMonitor {
       if (s.lastSuccess !== undefined && s.lastSuccess > d.ping.at) this.detector.resolveById(fault.id, s.lastSuccess, 'a later run succeeded');
     }
     return decided;
+  }
+
+  /**
+   * Resolves the open faults of checks this instance owns that a success has ended since they began: a
+   * success read by a non-owner ends a fault only at its owner, so one whose owner died before reading it
+   * is ended here after the hand-over (as that owner would have). Returns how many.
+   */
+  resolveSucceeded(): number {
+    let resolved = 0;
+    for (const f of [...this.detector.open.values()]) {
+      const success = f.check ? this.checks.get(f.check)?.lastSuccess : undefined;
+      if (success === undefined || success <= f.startedAt || !this.owns(f.check)) continue;
+      this.detector.resolveById(f.id, success);
+      resolved++;
+    }
+    return resolved;
   }
 
   private owns(slug: string): boolean {

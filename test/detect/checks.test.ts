@@ -221,6 +221,33 @@ describe('check monitor', () => {
     assert.ok(detector.open.has(failed.id));
   });
 
+  it("a success read by a non-owner ends the check's fault once this instance owns the check (its owner died before reading it), and at start", () => {
+    const owner = setup([{ slug: 'backup' }]);
+    owner.monitor.start(1e9);
+    owner.ping('backup', 'fail');
+    const [fault] = owner.opened();
+
+    const { monitor, ping, ownership, detector, clock, saved } = setup([{ slug: 'backup' }]);
+    ownership.mine = false;
+    monitor.start(1e9);
+    detector.learn({ ...fault });
+    clock.now += 2000;
+    ping('backup', 'success');
+    assert.ok(detector.open.has(fault.id), 'a non-owner does not resolve it');
+    assert.equal(monitor.resolveSucceeded(), 0);
+    ownership.mine = true;
+    assert.equal(monitor.resolveSucceeded(), 1);
+    assert.deepEqual(saved.filter((s) => s.event === 'resolved').map((s) => [s.fault.id, s.fault.resolvedAt]), [[fault.id, T0 + 2000]]);
+
+    // Alone, after a restart: a fault restored open with a later success stored is resolved at start.
+    const again = setup([{ slug: 'backup' }]);
+    again.detector.track({ ...fault, state: 'open' });
+    again.monitor.replay({ check: 'backup', at: T0, kind: 'fail', exitCode: null, rid: '', body: '' });
+    again.monitor.replay({ check: 'backup', at: T0 + 2000, kind: 'success', exitCode: null, rid: '', body: '' });
+    again.monitor.start(1e9);
+    assert.equal(again.detector.open.has(fault.id), false);
+  });
+
   it('a failed run the owner judged (its fault learned from the store) is not judged again after a hand-over; one followed by a success is raised resolved', () => {
     const { monitor, ping, advance, opened, ownership, detector, clock, saved } = setup([{ slug: 'backup' }, { slug: 'report' }]);
     ownership.mine = false;
