@@ -1,8 +1,8 @@
 /**
  * Checks in a cluster — three real faultline processes on one real store (the embedded engine behind
  * ClickHouse's HTTP interface): a check created through one instance's API is judged by its owner, another
- * instance, within a tail round or two (its missed run raised once, by the owner); paused or deleted through
- * a third instance's API, it is paused or gone everywhere; a failed run reported to a non-owner whose owner
+ * instance, within a tail round or two (its missed run raised once, by the owner); changed, paused or deleted
+ * through a third instance's API, it is changed, paused or gone everywhere; a failed run reported to a non-owner whose owner
  * is killed (-9) right after is judged once, by the next owner, and a failed run the old owner did judge
  * is not judged again.
  */
@@ -70,13 +70,17 @@ describe('checks in a cluster of faultline instances', () => {
     await c?.close();
   });
 
-  it('a check created on one instance is judged by its owner, another: one missed run; paused or deleted on a third, everywhere', () => withLogs(async () => {
+  it('a check created on one instance is judged by its owner, another: one missed run; changed, paused or deleted on a third, everywhere', () => withLogs(async () => {
     const slug = slugOwnedBy('report', 'fl-1');
-    const created = await api(0, 'POST', '/api/v1/checks', { slug, period: '3s', grace: '1s' });
+    const created = await api(0, 'POST', '/api/v1/checks', { slug, period: '1h' });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     // Every instance knows it within a tail round or two: its API lists it, its pings are taken.
-    for (const i of [1, 2])
-      await eventually(async () => ((await api(i, 'GET', `/api/v1/checks/${slug}`)).body as CheckView).schedule?.period_ms === 3000, 10_000, `${c.ids[i]} to know ${slug}`);
+    await eventually(async () => (await api(2, 'GET', `/api/v1/checks/${slug}`)).status === 200, 10_000, `fl-2 to know ${slug}`);
+    // Changed through fl-2: every instance follows, the owner judges it on the new schedule.
+    const changed = await api(2, 'PATCH', `/api/v1/checks/${slug}`, { period: '3s', grace: '1s' });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    for (const i of [0, 1])
+      await eventually(async () => ((await api(i, 'GET', `/api/v1/checks/${slug}`)).body as CheckView).schedule?.period_ms === 3000, 10_000, `${c.ids[i]} to follow the change`);
 
     // One run, reported to fl-2; then none: due 3 s later, late after 1 s of grace.
     await ping(2, slug);
