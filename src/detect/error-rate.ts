@@ -302,6 +302,9 @@ export class ErrorRateMonitor {
   }
 }
 
+/** Characters of a published sample's span name and message. */
+const SAMPLE_TEXT_MAX = 500;
+
 /** A bucket as the whole cluster counted it: this instance's counts plus the others' (itself when alone). */
 function totalOf(b: Bucket): Bucket {
   if (!b.others || b.others.size === 0) return b;
@@ -329,9 +332,10 @@ function rowOf(service: string, b: Bucket, instance: string, now: number): Bucke
     version: b.version,
     sample_trace_id: b.sample?.traceId ?? '',
     sample_span_id: b.sample?.spanId ?? '',
-    sample_name: b.sample?.name ?? '',
+    // The sample is an example for the explanation: its text is bounded, so every row stays small.
+    sample_name: (b.sample?.name ?? '').slice(0, SAMPLE_TEXT_MAX),
     sample_at: b.sample?.at ?? 0,
-    sample_message: b.sample?.message ?? '',
+    sample_message: (b.sample?.message ?? '').slice(0, SAMPLE_TEXT_MAX),
     published_at: now,
   };
 }
