@@ -3,6 +3,8 @@ import type { Store } from '../store/index.js';
 import type { Fault, SignatureInfo } from './model.js';
 
 type Row = { table: 'faults' | 'fault_events' | 'signatures'; row: object; token: string };
+/** Faults whose newest revision is remembered (the most recently written). */
+const MAX_REVISIONS_KEPT = 10_000;
 
 /**
  * Writes faults, their state changes and signatures to the store. Writes are queued (bounded) and retried
@@ -15,13 +17,16 @@ export class FaultWriter {
   private dropped = 0;
   private readonly maxQueue = 50_000;
   private stopping = false;
+  /** The newest revision written of recently written faults (see nextRevision). */
+  private readonly lastRevision = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
     private readonly log: Logger,
   ) {}
 
-  saveFault(f: Fault, event: 'opened' | 'updated' | 'resolved', revision = Date.now()): void {
+  saveFault(f: Fault, event: 'opened' | 'updated' | 'resolved', at = Date.now()): void {
+    const revision = this.nextRevision(f.id, at);
     this.push({ table: 'faults', row: faultRow(f, revision), token: `fault:${f.id}:${revision}` });
     this.push({
       table: 'fault_events',
@@ -38,6 +43,21 @@ export class FaultWriter {
       },
       token: `event:${f.id}:${revision}:${event}`,
     });
+  }
+
+  /**
+   * A fault's revisions strictly increase: the store keeps the highest (FINAL). Two revisions within one
+   * millisecond (a crash loop counting several exits at once) would tie, either one kept — and on a
+   * replicated store share an insert token, the second dropped as a repeat; a resolution dated before
+   * the fault's last revision would lose to it.
+   */
+  private nextRevision(id: string, at: number): number {
+    const revision = Math.max(at, (this.lastRevision.get(id) ?? 0) + 1);
+    this.lastRevision.delete(id);
+    this.lastRevision.set(id, revision);
+    // Oldest first (re-set on every write): a fault not written for a while has no tie left to break.
+    if (this.lastRevision.size > MAX_REVISIONS_KEPT) this.lastRevision.delete(this.lastRevision.keys().next().value!);
+    return revision;
   }
 
   saveSignature(s: SignatureInfo): void {
