@@ -90,6 +90,8 @@ export class Cluster implements Ownership {
       // Any live instance's rows may become readable as late as its slowest insert.
       () => Math.max(insertLag(), ...this.membership.list().filter((i) => i.health !== 'dead').map((i) => i.insertMs)),
     );
+    // Crash-loop exits handed to the owner of their service: whoever owns it now takes them.
+    this.tail.followHandoffs((handoffs) => handoffs.forEach((h) => this.parts?.detector.handedOver(h)));
     this.membership.onRound = (instances) => {
       const behind = instances.filter((i) => i.id !== this.id && i.behindMs > this.relayMs);
       if (behind.length) this.lagging(`the write-ahead log of ${behind.map((i) => `${i.id} is ${i.behindMs} ms`).join(', ')} behind the store`);

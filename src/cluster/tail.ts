@@ -1,4 +1,4 @@
-import type { Fault } from '../faults/model.js';
+import type { ExitHandoff, Fault } from '../faults/model.js';
 import { FaultReader } from '../faults/store.js';
 import { msOf, type Row } from '../detect/rows.js';
 import type { StoredCheck } from '../ingest/ping/checks.js';
@@ -7,7 +7,8 @@ import type { Store, TableName } from '../store/index.js';
 import type { BucketCounts } from '../detect/index.js';
 import { readSpanCounts } from './span-counts.js';
 
-type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings';
+/** The evidence detection judges, and the exits a target's owner hands to the owner of its service (ExitHandoff). */
+type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings' | 'exit_handoffs';
 
 /**
  * Rows re-read at each round (received up to this long before the store's now), per stream, [least, most]:
@@ -15,13 +16,15 @@ type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings';
  * after a read with an earlier receive time. Every instance publishes how long its inserts take lately,
  * and the overlap is at least that, up to the most (see Cursor.advance). A missed heartbeat is followed by
  * the next one, and heartbeats are many (a long overlap re-reads thousands a round); a missed exit is a
- * crash judged as a hang, and exits are few, so they are re-read longest.
+ * crash judged as a hang, and exits are few, so they are re-read longest (so are exit hand-offs: a missed one
+ * leaves a crash-loop exit to its target's owner's wait).
  */
 const OVERLAP_MS: Record<TailedTable | 'counts' | 'checks', [number, number]> = {
   heartbeats: [1500, 5000],
   exceptions: [3000, 10_000],
   pings: [5000, 60_000],
   exits: [30_000, 60_000],
+  exit_handoffs: [30_000, 60_000],
   counts: [1500, 10_000],
   checks: [1500, 60_000],
 };
@@ -57,7 +60,7 @@ class Cursor {
 }
 
 /** Evidence older than this (by its own time) is not read: detection has judged that time already. */
-const MAX_AGE_S: Partial<Record<TableName, number>> = { heartbeats: 600, exceptions: 600, pings: 3600, exits: 3600 };
+const MAX_AGE_S: Record<TailedTable, number> = { heartbeats: 600, exceptions: 600, pings: 3600, exits: 3600, exit_handoffs: 3600 };
 /** Fault changes re-read: their time is the deciding instance's clock, and its write takes a moment. */
 const FAULT_OVERLAP_MS = 15_000;
 const MAX_ROWS = 50_000;
@@ -91,10 +94,12 @@ const COLUMNS: Record<TailedTable, string> = {
     exception_message, exception_stacktrace, stderr_tail, runtime_ms, max_rss_bytes`,
   exceptions: `service, instance, toString(toUnixTimestamp64Nano(ts)) AS ts, exception_type, message, stacktrace, toString(source) AS source, trace_id, span_id`,
   pings: `check, toUnixTimestamp64Milli(ts) AS ts, toString(kind) AS kind, exit_code, rid, body`,
+  exit_handoffs: `exit_id, service, instance, toUnixTimestamp64Milli(ts) AS ts, abnormal_exits`,
 };
 
 /** Which row this is, the same whether ingest built it or it was read back from the store. */
 function identity(table: TailedTable, r: Row): string {
+  if (table === 'exit_handoffs') return `h\u0000${String(r.exit_id)}`;
   if (table === 'pings') return `p\u0000${String(r.check)}\u0000${msOf(r.ts)}\u0000${String(r.kind)}\u0000${String(r.rid ?? '')}`;
   const extra = table === 'exceptions' ? `\u0000${String(r.exception_type ?? '')}\u0000${String(r.span_id ?? '')}` : '';
   return `${table[0]}\u0000${String(r.service)}\u0000${String(r.instance)}\u0000${msOf(r.ts)}${extra}`;
@@ -124,6 +129,7 @@ export class StoreTail {
   /** 0 until the first round that reads check changes: that round reads those of the last hour. */
   private checkCursor = 0;
   private checksChanged?: (changes: CheckChanges) => void;
+  private handedOver?: (handoffs: ExitHandoff[]) => void;
   /** Rows this instance ingested, for OWN_KEPT_MS (the store takes them from the write-ahead log a moment later). */
   private readonly own = new Map<string, number>();
   private readonly seenFaults = new Map<string, number>();
@@ -182,6 +188,11 @@ export class StoreTail {
     this.checksChanged = changed;
   }
 
+  /** Hands the exits a target's owner handed to the owner of their service (see ExitHandoff) to `handed` from the next round on. */
+  followHandoffs(handed: (handoffs: ExitHandoff[]) => void): void {
+    this.handedOver = handed;
+  }
+
   /** Reads the span counts the other instances publish (error rates over the cluster) besides the evidence. */
   shareCounts(self: string, merge: (rows: BucketCounts[]) => void): void {
     this.counts = { self, merge };
@@ -191,7 +202,7 @@ export class StoreTail {
   markOwn(tables: Map<TableName, object[]>): void {
     const now = Date.now();
     for (const table of Object.keys(COLUMNS) as TailedTable[])
-      for (const r of (tables.get(table) ?? []) as Row[]) this.own.set(identity(table, r), now + OWN_KEPT_MS);
+      for (const r of ((tables as Map<string, object[]>).get(table) ?? []) as Row[]) this.own.set(identity(table, r), now + OWN_KEPT_MS);
   }
 
   private async round(): Promise<void> {
@@ -226,8 +237,9 @@ export class StoreTail {
     const db = this.store.database;
     const [clock] = await this.store.query<{ now: number }>('SELECT toUnixTimestamp64Milli(now64(3)) AS now');
     const lag = this.lagMs();
-    const tables = new Map<TableName, object[]>();
+    const tables = new Map<TailedTable, object[]>();
     for (const [table, columns] of Object.entries(COLUMNS) as [TailedTable, string][]) {
+      if (table === 'exit_handoffs' && !this.handedOver) continue;
       const cursor = this.cursors.get(table)!;
       const rows = await this.store.query<Row & { received: number }>(
         `SELECT ${columns}, toUnixTimestamp64Milli(received_at) AS received FROM ${db}.${table}
@@ -250,7 +262,13 @@ export class StoreTail {
     for (const cursor of this.cursors.values()) cursor.advance(Number(clock.now), lag);
     const now = Date.now();
     for (const [key, until] of this.own) if (until < now) this.own.delete(key);
-    if (tables.size > 0) this.evidence(tables);
+    const handoffs = (tables.get('exit_handoffs') ?? []) as Row[];
+    tables.delete('exit_handoffs');
+    if (tables.size > 0) this.evidence(tables as Map<TableName, object[]>);
+    if (handoffs.length > 0)
+      this.handedOver?.(
+        handoffs.map((r) => ({ exitId: String(r.exit_id), service: String(r.service), instance: String(r.instance), at: Number(r.ts), abnormalExits: Number(r.abnormal_exits) })),
+      );
     if (counts.length > 0) this.counts?.merge(counts);
     return Number(clock.now);
   }

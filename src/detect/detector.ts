@@ -2,7 +2,7 @@ import type { Logger } from '../log/index.js';
 import type { Counter } from '../metrics/index.js';
 import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
-import { faultId, type EvidenceRef, type Fault, type SignatureInfo } from '../faults/model.js';
+import { faultId, type EvidenceRef, type ExitHandoff, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
 import { serviceVersion, type SignatureHistory } from '../faults/signatures.js';
 import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
@@ -105,15 +105,14 @@ export interface DetectorDeps {
 
 /**
  * An exit this instance does not decide now, kept so that it is decided all the same: one of a target
- * another instance owns (in case that owner dies first; and, at the service's owner, to fold it into the
- * service's crash loop after `foldAt`), or one of this instance's targets whose crash loop belongs to
- * another instance (`handedUntil`: decided here after that, unless the crash loop names it by then).
+ * another instance owns (in case that owner dies first; and, at the service's owner, to take it into the
+ * service's crash loop when it is handed over), or one of this instance's targets handed to the owner of
+ * its service (`handedUntil`: decided here after that, unless the crash loop names it by then).
  */
 interface DeferredExit {
   exit: ExitEvidence;
   replacedBy?: string;
   until: number;
-  foldAt?: number;
   handedUntil?: number;
 }
 
@@ -157,8 +156,10 @@ export class Detector {
   /** Told when a fault another instance decided is learned from the store, or learned resolved (cluster). */
   readonly learnedListeners: ((f: Fault) => void)[] = [];
   private readonly deferred = new Map<string, DeferredExit>();
-  /** Ids of deferred exits waiting for a crash-loop hand-off (`foldAt` or `handedUntil`): looked at every tick. */
+  /** Ids of this instance's exits handed to the owner of their service (`handedUntil`): looked at every tick. */
   private readonly handing = new Set<string>();
+  /** Exits handed to the owner of their service, by id, until a fault names them: taken by whoever owns the service. */
+  private readonly handoffs = new Map<string, ExitHandoff>();
   private ready = false;
   private readonly now: () => number;
   private readonly ownership: Ownership;
@@ -330,8 +331,9 @@ export class Detector {
   /**
    * Classifies an exit with the rules and opens (or extends) a fault. A crash loop is the service's, so in a
    * cluster it is opened and revised by the owner of the service alone: a target's owner whose exit is part
-   * of one hands it to that owner (which follows the exit through the store as well) and keeps it deferred;
-   * the crash loop naming it ends the wait, and if none does in time the exit is decided here, `overdue`.
+   * of one hands it to that owner through the store (which has the exit too: every instance follows all
+   * evidence) and keeps it deferred; the crash loop naming it ends the wait, and if none does in time the
+   * exit is decided here, `overdue`.
    */
   decideExit(e: ExitEvidence, replacedBy?: string, overdue = false): Fault | undefined {
     const id = exitFaultId(e.service, e.instance, e.at);
@@ -341,7 +343,7 @@ export class Detector {
     // Counted whoever decides it: the target's owner and the service's owner must count alike.
     if (abnormal) this.abnormalExits.note(e.service, id, e.at);
     if (!this.owns(targetKey(e.service, e.instance))) {
-      this.defer(id, { exit: e, replacedBy, foldAt: abnormal ? this.now() + this.foldWaitMs : undefined });
+      this.defer(id, { exit: e, replacedBy });
       return undefined;
     }
     this.forgetDeferred(id);
@@ -356,39 +358,45 @@ export class Detector {
     if (this.owns(serviceKey(e.service))) return this.crashLoop(e, decision, facts, evidence, rules);
     if (!overdue) {
       this.defer(id, { exit: e, replacedBy, handedUntil: this.now() + this.handWaitMs });
+      this.deps.writer.saveHandoff({ exitId: id, service: e.service, instance: e.instance, at: e.at, abnormalExits: verdict.count + 1 });
+      this.deps.log.debug('exit handed to the owner of its service\'s crash loop', { service: e.service, instance: e.instance, id });
       return undefined;
     }
-    // The service's owner did not take it in time (gone, cut off, or it counted fewer exits): decided here
-    // as the exit alone, so that it is not lost and the service keeps one crash loop.
+    // The service's owner did not take it in time (cut off from the store, overloaded): decided here as the
+    // exit alone, so that it is not lost and the service keeps one crash loop.
     const alone = this.judgeExit(e, replacedBy, 0);
     if (!alone.decision || alone.decision.kind === 'none') return undefined;
     this.deps.log.info('crash-loop exit not taken by the service\'s owner in time; decided on its own', { service: e.service, instance: e.instance, id });
     return this.openFault(id, alone.decision, alone.facts, exitEvidence(e, target, alone.facts, rules), rules, where);
   }
 
-  /** The rules' verdict on an exit, with `before` abnormal exits of its service before it (default: as counted). */
+  /** The rules' verdict on an exit, with `count` abnormal exits of its service before it (default: as counted here). */
   private judgeExit(e: ExitEvidence, replacedBy: string | undefined, before?: number) {
     const rules = this.deps.rules();
     const count = before ?? this.abnormalExits.before(e.service, e.at, rules.settings.crash_loop_window);
     const target = this.targets.get(targetKey(e.service, e.instance));
     const facts = exitFacts(e, target, rules.settings, count + 1, replacedBy);
-    return { rules, target, facts, decision: rules.decide('exit', facts) };
+    return { rules, target, facts, count, decision: rules.decide('exit', facts) };
   }
 
-  /** The service's owner waits this long before folding another instance's target's exit into its crash loop: by then that owner's own verdict on it (a crash) has reached this instance, and the exits before it too. */
-  private get foldWaitMs(): number {
-    return 2 * this.opts.relayMs + 500;
-  }
-
-  /** A target's owner waits this long for the service's crash loop to name an exit handed to its owner. */
+  /**
+   * A target's owner waits this long for the service's crash loop to name an exit it handed over: the
+   * hand-off and the exit reach the service's owner (a relay each, about), its revision comes back (one more),
+   * with room for a store that is slow.
+   */
   private get handWaitMs(): number {
-    return this.foldWaitMs + 3 * this.opts.relayMs + 2000;
+    return 5 * this.opts.relayMs + 3000;
+  }
+
+  /** An exit handed to the owner of its service (read from the store): taken into the crash loop by whoever owns the service. */
+  handedOver(h: ExitHandoff): void {
+    if (!this.knownIds.has(h.exitId)) this.handoffs.set(h.exitId, h);
   }
 
   private defer(id: string, d: Omit<DeferredExit, 'until'>): void {
     const { window, deploy_grace } = this.deps.rules().settings;
     this.deferred.set(id, { ...d, until: this.now() + window + deploy_grace + DEFER_EXTRA_MS });
-    if (d.foldAt !== undefined || d.handedUntil !== undefined) this.handing.add(id);
+    if (d.handedUntil !== undefined) this.handing.add(id);
     else this.handing.delete(id);
   }
 
@@ -398,11 +406,10 @@ export class Detector {
   }
 
   /**
-   * Crash-loop exits between a target's owner and its service's owner (see decideExit). At the service's
-   * owner, another instance's abnormal exit is folded into the service's crash loop once the wait is over,
-   * if it is part of one and its target's owner did not decide it as a fault of its own. At a target's
-   * owner, an exit handed over is decided here when overdue, or at once when the service became this
-   * instance's. Either ends as soon as a fault naming the exit is known.
+   * Crash-loop exits between a target's owner and its service's owner (see decideExit). At a target's owner,
+   * an exit it handed over is decided here when overdue, or at once when the service became this
+   * instance's. At the service's owner, an exit handed to it is taken into the service's crash loop once
+   * the exit itself is here. Either ends as soon as a fault naming the exit is known.
    */
   private settleHandOffs(now: number): void {
     for (const id of [...this.handing]) {
@@ -411,22 +418,34 @@ export class Detector {
         this.forgetDeferred(id);
         continue;
       }
-      const ownsService = this.owns(serviceKey(d.exit.service));
-      if (d.handedUntil !== undefined) {
-        if (now < d.handedUntil && !ownsService) continue;
-        this.forgetDeferred(id);
-        this.decideExit(d.exit, d.replacedBy, true);
-      } else if (d.foldAt !== undefined && now >= d.foldAt && ownsService && !this.owns(targetKey(d.exit.service, d.exit.instance))) {
-        // Looked at once: an exit its owner decided as a fault of its own, or that is no part of a crash loop, stays its owner's.
-        this.handing.delete(id);
-        this.foldIntoCrashLoop(id, d);
+      if (now < (d.handedUntil ?? 0) && !this.owns(serviceKey(d.exit.service))) continue;
+      this.forgetDeferred(id);
+      this.decideExit(d.exit, d.replacedBy, true);
+    }
+    for (const [id, h] of this.handoffs) {
+      if (this.knownIds.has(id)) {
+        this.handoffs.delete(id);
+        continue;
       }
+      if (!this.owns(serviceKey(h.service))) continue;
+      // Not here yet (the exit comes through the store too), or this instance's own: decided above.
+      const d = this.deferred.get(id);
+      if (!d || d.handedUntil !== undefined) continue;
+      this.handoffs.delete(id);
+      this.foldIntoCrashLoop(id, d, h);
     }
   }
 
-  private foldIntoCrashLoop(id: string, d: DeferredExit): void {
-    const { decision, facts, rules, target } = this.judgeExit(d.exit, d.replacedBy);
-    if (decision?.kind !== 'crash_loop') return;
+  private foldIntoCrashLoop(id: string, d: DeferredExit, h: ExitHandoff): void {
+    // Counted as the target's owner counted, at least: it found the exit part of a crash loop.
+    const counted = this.abnormalExits.before(d.exit.service, d.exit.at, this.deps.rules().settings.crash_loop_window);
+    const { decision, facts, rules, target } = this.judgeExit(d.exit, d.replacedBy, Math.max(counted, h.abnormalExits - 1));
+    if (decision?.kind !== 'crash_loop') {
+      // Other rules here (a reload not yet everywhere): its owner decides it when its wait is over.
+      this.deps.log.warn('exit handed over is no part of a crash loop by the rules here; left to its target\'s owner', { service: d.exit.service, instance: d.exit.instance, id });
+      return;
+    }
+    this.deps.log.debug('exit handed over taken into its service\'s crash loop', { service: d.exit.service, instance: d.exit.instance, id });
     this.forgetDeferred(id);
     this.crashLoop(d.exit, decision, facts, exitEvidence(d.exit, target, facts, rules), rules);
   }
@@ -733,6 +752,7 @@ export class Detector {
       for (const [id, d] of this.deferred) if (d.until < now || this.knownIds.has(id)) this.forgetDeferred(id);
       const { crash_loop_window, deploy_grace } = this.deps.rules().settings;
       this.abnormalExits.prune(now - crash_loop_window - deploy_grace - DEFER_EXTRA_MS);
+      for (const [id, h] of this.handoffs) if (h.at < now - crash_loop_window - deploy_grace - DEFER_EXTRA_MS) this.handoffs.delete(id);
     }
   }
 

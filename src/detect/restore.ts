@@ -87,6 +87,14 @@ export async function restoreDetector(d: Detector, store: Store, reader: FaultRe
     else d.exit(e, e.at);
     decided++;
   }
+  // Exits handed to the owner of their service (a cluster) that no crash loop names yet: this instance may own it.
+  const handoffs = await store.query<{ exit_id: string; service: string; instance: string; at: string; abnormal_exits: number }>(
+    `SELECT exit_id, service, instance, toUnixTimestamp64Milli(ts) AS at, abnormal_exits FROM ${db}.exit_handoffs
+     WHERE ts > fromUnixTimestamp64Milli({since:Int64})`,
+    { since: now - rules.settings.window - rules.settings.deploy_grace },
+  );
+  for (const h of handoffs)
+    d.handedOver({ exitId: h.exit_id, service: h.service, instance: h.instance, at: Number(h.at), abnormalExits: Number(h.abnormal_exits) });
   d.holdJudgement(d.opts.tickMs, 'faultline (re)started', 'info');
   d.awaitSenderRetries();
   log.info('detection state rebuilt from the store', { open_faults: open.length, targets: d.targets.size, heartbeats: beats.length, exits_rechecked: decided });

@@ -43,6 +43,20 @@ export interface Fault {
   occurrences: number;
 }
 
+/**
+ * An exit a target's owner hands to the owner of its service, whose crash loop it is part of (one crash
+ * loop per service, opened and revised by that owner alone): stored, and read by every instance's tail.
+ */
+export interface ExitHandoff {
+  /** The exit's identity: the id of the fault it would open on its own. */
+  exitId: string;
+  service: string;
+  instance: string;
+  at: number;
+  /** The service's abnormal exits as the target's owner counted them, this one included. */
+  abnormalExits: number;
+}
+
 /** What a signature is: its normalised cause, shown to people, with a sample occurrence. */
 export interface SignatureInfo {
   fingerprint: string;

@@ -1,13 +1,14 @@
 import type { Logger } from '../log/index.js';
 import type { Store } from '../store/index.js';
-import type { Fault, SignatureInfo } from './model.js';
+import type { ExitHandoff, Fault, SignatureInfo } from './model.js';
 
-type Row = { table: 'faults' | 'fault_events' | 'signatures'; row: object; token: string };
+type Row = { table: 'faults' | 'fault_events' | 'signatures' | 'exit_handoffs'; row: object; token: string };
 /** Faults whose newest revision is remembered (the most recently written). */
 const MAX_REVISIONS_KEPT = 10_000;
 
 /**
- * Writes faults, their state changes and signatures to the store. Writes are queued (bounded) and retried
+ * Writes faults, their state changes, signatures and exit hand-offs to the store. Writes are queued
+ * (bounded) and retried
  * while the store is down; a fault lost to a crash before it was written is detected again from the
  * evidence at the next start (fault ids are deterministic), so nothing is raised twice.
  */
@@ -58,6 +59,15 @@ export class FaultWriter {
     // Oldest first (re-set on every write): a fault not written for a while has no tie left to break.
     if (this.lastRevision.size > MAX_REVISIONS_KEPT) this.lastRevision.delete(this.lastRevision.keys().next().value!);
     return revision;
+  }
+
+  /** Hands an exit to the owner of its service's crash loop (see ExitHandoff). */
+  saveHandoff(h: ExitHandoff): void {
+    this.push({
+      table: 'exit_handoffs',
+      row: { exit_id: h.exitId, service: h.service, instance: h.instance, ts: h.at, abnormal_exits: h.abnormalExits },
+      token: `handoff:${h.exitId}`,
+    });
   }
 
   saveSignature(s: SignatureInfo): void {

@@ -54,6 +54,7 @@ export const SHARDING_KEYS: Readonly<Record<string, string>> = {
   cluster_instances: 'cityHash64(id)',
   delivery_claims: 'cityHash64(endpoint, id)',
   span_counts: 'cityHash64(service)',
+  exit_handoffs: 'cityHash64(service)',
 };
 
 /** The Keeper path of a replicated table: one replica set per shard ({shard} and {replica} are server macros). */
