@@ -3,7 +3,8 @@
  * faultline instances round robin (as behind a load balancer), at an error rate that crosses the
  * `min_spans`/`min_errors` floors only when every instance's spans are counted together. Spans are not
  * relayed between instances; their counts are (`span_counts`). Exactly one error_spike fault is opened, by
- * the service's owner, and its facts count the spans of all three.
+ * the service's owner, and its facts count the spans of all three; when that owner dies (kill -9) as the
+ * spike ends, the next owner resolves the fault it learned from the store, and opens none of its own.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -81,34 +82,45 @@ describe('error rates over a cluster', () => {
     await c?.close();
   });
 
-  it('a spike below the floors at every instance, above them together: one fault, by the service\'s owner, counting every instance\'s spans', async () => {
+  it('a spike below the floors at every instance, above them together: one fault, by the service\'s owner, counting every instance\'s spans; resolved by the next owner when the first dies', async () => {
+    const serviceKey = `service\u0000${SERVICE}`;
+    const owner = ownerOf(serviceKey, c.ids)!;
+    const survivors = c.ids.filter((id) => id !== owner);
+    const next = ownerOf(serviceKey, survivors)!;
+    const reader = c.ids.indexOf(survivors[0]);
     // A healthy baseline first (its buckets must leave the window to be learned), then the spike.
     await new Promise((r) => setTimeout(r, 4500));
-    assert.deepEqual(await faults(0), [], 'nothing while healthy');
+    assert.deepEqual(await faults(reader), [], 'nothing while healthy');
     failing = true;
     const failingFrom = Date.now();
-    const spike = await eventually(async () => (await faults(0)).find((f) => f.kind === 'error_spike'), 20_000, 'an error spike').catch((err: Error) => {
+    const spike = await eventually(async () => (await faults(reader)).find((f) => f.kind === 'error_spike'), 20_000, 'an error spike').catch((err: Error) => {
       throw new Error(`${err.message}\n${logs()}`);
     });
+    process.stdout.write(`# error spike over 3 instances found ${Date.now() - failingFrom} ms after the errors began: ${spike.explanation}\n`);
+    // The owner dies as the spike ends: the next owner takes the open fault over and resolves it.
+    await c.instances[c.ids.indexOf(owner)]!.kill9();
+    failing = false;
+
     // Per instance, a 2 s window holds at most 4 requests: 4 errors of 8 spans, below both floors.
     const [, errors, total] = /\((\d+) of (\d+);/.exec(spike.explanation)!.map(Number);
     assert.ok(errors >= MIN_ERRORS && total >= MIN_SPANS, `counted over the cluster: ${spike.explanation}`);
     assert.ok(errors > 4 && total > 8, `more than any one instance took: ${spike.explanation}`);
     assert.match(spike.explanation, /inventory service unavailable/);
     assert.match(spike.explanation, new RegExp(`; ${errors} were calls to inventory$`), 'every failed call counted with its peer');
-    process.stdout.write(`# error spike over 3 instances found ${Date.now() - failingFrom} ms after the errors began: ${spike.explanation}\n`);
-
-    await new Promise((r) => setTimeout(r, 3000));
+    const opened = new RegExp(`fault opened kind=error_spike service=${SERVICE} .*id=${spike.id}`);
     for (let i = 0; i < c.ids.length; i++) {
-      const seen = (await faults(i)).filter((f) => f.kind === 'error_spike' || f.kind === 'dependency');
-      assert.deepEqual(seen.map((f) => f.id), [spike.id], `one fault, as ${c.ids[i]} reads it`);
-    }
-    const owner = ownerOf(`service\u0000${SERVICE}`, c.ids)!;
-    for (let i = 0; i < c.ids.length; i++) {
-      const opened = new RegExp(`fault opened kind=error_spike service=${SERVICE} .*id=${spike.id}`);
       if (c.ids[i] === owner) assert.match(c.instances[i]!.logs(), opened, `opened by its owner ${owner}`);
       else assert.doesNotMatch(c.instances[i]!.logs(), opened, `not by ${c.ids[i]}`);
     }
     assert.ok(perInstance.every((n) => n > 0), `every instance took spans: ${perInstance.join(', ')}`);
+
+    await eventually(async () => (await faults(reader)).find((f) => f.id === spike.id && f.state === 'resolved'), 20_000, `the spike resolved by ${next}`).catch((err: Error) => {
+      throw new Error(`${err.message}\n${logs()}`);
+    });
+    for (const id of survivors) {
+      const seen = (await faults(c.ids.indexOf(id))).filter((f) => f.kind === 'error_spike' || f.kind === 'dependency');
+      assert.deepEqual(seen.map((f) => f.id), [spike.id], `one fault, as ${id} reads it`);
+    }
+    assert.match(c.instances[c.ids.indexOf(next)]!.logs(), new RegExp(`fault resolved kind=error_spike service=${SERVICE} .*id=${spike.id}`), `resolved by ${next}`);
   });
 });
