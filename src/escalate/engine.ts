@@ -212,7 +212,21 @@ export class Escalator {
       .catch((err) => this.log.error('cannot queue supervisor.escalated', { fault: f.id, error: err }));
   }
 
-  /** The result an action's receiver reported, or the deadline's verdict. */
+  /**
+   * The result an action's receiver reported. A failure settles it at once. A success says the receiver
+   * did its part (the agent restarted the program), not that the target is healthy again: while the
+   * fault is open the action keeps its deadline, and succeeds when the fault resolves — a program that
+   * comes up but never reports again fails at the deadline and escalates.
+   */
+  report(a: Action, status: 'succeeded' | 'failed', message: string): void {
+    if (status === 'failed' || !this.open.has(a.faultId)) return this.settle(a, status, message || `reported ${status}`);
+    if (a.state !== 'sent' && a.state !== 'pending') return;
+    a.state = 'sent';
+    a.detail = `the receiver reported it done${message ? ` (${message})` : ''}; waiting for the target to be healthy again`;
+    this.save(a);
+  }
+
+  /** An action's outcome: reported, the fault resolved, or the deadline's verdict. */
   settle(a: Action, state: 'succeeded' | 'failed', detail: string): void {
     if (a.state === 'succeeded' || a.state === 'failed' || a.state === 'escalated') return;
     a.state = state;
@@ -231,7 +245,7 @@ export class Escalator {
     const now = this.now();
     for (const a of this.actions.values())
       if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId) && this.ownership.owns(ownerKeyOf(this.open.get(a.faultId)!)))
-        this.settle(a, 'failed', `the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
+        this.settle(a, 'failed', `${a.detail.startsWith('the receiver reported it done') ? 'the receiver reported it done, but ' : ''}the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
     if (!this.notifier) return;
     this.releaseHeld();
     const due = this.notifier.due(now);

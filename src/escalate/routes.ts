@@ -171,7 +171,7 @@ export function escalationRoutes(table: RouteTable, deps: { escalator: () => Esc
       const e = escalator();
       const action = e.actions.get(params.id);
       if (!action) throw notFound('action_not_found', `no action ${params.id}`);
-      e.settle(action, body.status, body.message || `reported ${body.status}`);
+      e.report(action, body.status, body.message ?? '');
       return actionView(action);
     },
   );

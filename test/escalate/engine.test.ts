@@ -223,6 +223,43 @@ describe('escalation engine', () => {
     assert.equal([...e2.actions.values()].find((a) => a.supervisor === 'sup')!.state, 'failed');
   });
 
+  it('a success the receiver reports keeps the deadline while the fault is open: a program that never comes back escalates', async () => {
+    take();
+    const e2 = new Escalator(
+      EscalationSchema.parse({ supervision: { name: 'root', endpoint: 'ops', intensity: 5, children: [{ name: 'sup', endpoint: 'agent', intensity: 5, deadline: '30s', children: [{ name: 'y', match: { service: 'y' }}, { name: 'z', match: { service: 'z' } }] }] } }),
+      { enqueue: async (events) => void sent.push(...events) },
+      silences,
+      store,
+      createLogger('error'),
+      () => now,
+    );
+    const stuck = fault({ id: 'f-y', service: 'y', instance: 'y-1' });
+    const healed = fault({ id: 'f-z', service: 'z', instance: 'z-1' });
+    e2.opened(stuck);
+    e2.opened(healed);
+    take();
+    const actionOf = (f: Fault) => [...e2.actions.values()].find((a) => a.faultId === f.id)!;
+    // The agent restarted both programs; only z comes back (its fault resolves).
+    e2.report(actionOf(stuck), 'succeeded', 'restart: program y: restarted');
+    e2.report(actionOf(healed), 'succeeded', 'restart: program z: restarted');
+    assert.equal(actionOf(stuck).state, 'sent', 'done by the agent, not yet healthy');
+    assert.match(actionOf(stuck).detail, /reported it done \(restart: program y: restarted\); waiting for the target/);
+    e2.resolved({ ...healed, state: 'resolved', resolvedAt: now });
+    assert.equal(actionOf(healed).state, 'succeeded');
+    now += 31_000;
+    e2.tick();
+    assert.equal(actionOf(stuck).state, 'failed');
+    assert.match(actionOf(stuck).detail, /reported it done, but the target was not healthy again within 30 s/);
+    const up = take('supervisor.action');
+    assert.equal(up.length, 1, 'y escalated to the parent, z did not');
+    assert.equal(up[0].endpoint, 'ops');
+    // A reported failure still settles at once.
+    const again = fault({ id: 'f-y2', service: 'y', instance: 'y-2' });
+    e2.opened(again);
+    e2.report(actionOf(again), 'failed', 'exit code 1');
+    assert.equal(actionOf(again).state, 'failed');
+  });
+
   it('at start, a fault found while state is rebuilt waits for it, then is acted on', async () => {
     take();
     const tree = EscalationSchema.parse({ supervision: { name: 'boot', endpoint: 'agent', children: [{ name: 'early', match: { service: 'early' } }] } });
