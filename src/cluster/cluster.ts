@@ -35,7 +35,8 @@ export interface ClusterParts {
 
 /** How often closed buckets' span counts are published (soon after a bucket closes, well within the relay delay) and judged. */
 const PUBLISH_COUNTS_EVERY_MS = 250;
-
+/** How far before an instance's lease ran out a fault it wrote may have been missed by the tail. */
+const FAULT_LOOKBACK_MS = 60_000;
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
 const ADOPT_EVERY_MS = 10_000;
 /** The rendezvous key of an instance's leftovers (its pending deliveries): one live instance takes them. */
@@ -57,6 +58,8 @@ export class Cluster implements Ownership {
   private readonly faults: FaultReader;
   private handing?: Promise<void>;
   private again = false;
+  /** When the last instance left (0: none since the last hand-over read the faults it wrote last). */
+  private leftAt = 0;
   private adoptTimer?: NodeJS.Timeout;
   private staleTimer?: NodeJS.Timeout;
   private countsTimer?: NodeJS.Timeout;
@@ -203,6 +206,7 @@ export class Cluster implements Ownership {
     if (change.member && this.wasCut) parts.detector.holdJudgement(parts.detector.opts.tickMs, 'this instance was cut from the store');
     // Senders that reported to an instance gone fall quiet until they fail over to another: not silences.
     else if (change.gone.length > 0) {
+      this.leftAt = Date.now();
       parts.detector.holdJudgement(this.config.lease_ms, `instance ${change.gone.join(', ')} left; its senders fail over to the others`, 'info');
       // And they retry what the gone instance never acknowledged (an exit) with backoff: not silences either.
       parts.detector.awaitSenderRetries();
@@ -234,6 +238,16 @@ export class Cluster implements Ownership {
     const parts = this.parts;
     if (!parts || !this.membership.member) return;
     const { detector } = parts;
+    // Faults a gone instance wrote last that the tail did not bring: a fault and its state change are two
+    // inserts, and a kill -9 between them leaves it in the store unseen by the tail (which reads the changes).
+    // The gone instance may have told them: their escalation, and their resolution, are this instance's now.
+    if (this.leftAt > 0) {
+      const since = this.leftAt - this.config.lease_ms - FAULT_LOOKBACK_MS;
+      const unseen = (await this.faults.openSince(since)).filter((f) => !detector.open.has(f.id) && !detector.knownIds.has(f.id));
+      this.leftAt = 0;
+      unseen.forEach((f) => detector.learn(f));
+      if (unseen.length > 0) this.log.info('faults the instances gone wrote last, learned from the store', { faults: unseen.length });
+    }
     // Exits and failed check runs whose owner went away before deciding them: decided here, unless the
     // store has their fault.
     const exits = detector.deferredToDecide();

@@ -35,6 +35,7 @@ export function render(ev: WebhookEvent, ep: { config: EndpointConfig; template:
       content_type: rendered.contentType,
       body: rendered.body,
       fault_ids: faultIdsOf(ev.data),
+      ...(ev.group ? { group_key: ev.group.key, told: ev.group.told } : {}),
     },
   };
 }

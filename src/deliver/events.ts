@@ -17,6 +17,11 @@ export interface WebhookEvent {
   occurredAt: number;
   /** Template context: `{ fault?, signature?, action?, supervisor?, links?, ... }` (README "Webhooks"). */
   data: Record<string, unknown>;
+  /**
+   * A notification's group and what the group has told once this is sent (escalation's notification log):
+   * kept in the outbox row, so the told state is durable exactly when the event is.
+   */
+  group?: { key: string; told: string[] };
 }
 
 /** The shape enqueue() accepts; a bad event is refused before anything is written. */
@@ -27,6 +32,7 @@ export const WebhookEventSchema = z.object({
   endpoint: z.string().min(1),
   occurredAt: z.number().finite(),
   data: z.record(z.string(), z.unknown()),
+  group: z.object({ key: z.string().min(1), told: z.array(z.string()) }).optional(),
 });
 
 /** Where a delivery stands; `dead` and `disabled` can be replayed. */

@@ -19,6 +19,9 @@ export interface OutboxRow {
   fault_ids: string[];
   /** The instance that admitted it and delivers it while it lives ('' alone). */
   instance?: string;
+  /** A notification's group, and the faults the group has told firing once it is sent (see WebhookEvent.group). */
+  group_key?: string;
+  told?: string[];
 }
 
 /** The faults an event's data names: its fault, the faults of a notification, an action's fault. */

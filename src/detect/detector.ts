@@ -119,6 +119,9 @@ interface DeferredExit {
 /** How long an exit left to another instance is kept beyond the rules' window and deploy grace. */
 const DEFER_EXTRA_MS = 60_000;
 
+/** Faults that say a target is gone (ended or unresponsive): a fresh heartbeat of it disproves them. */
+const GONE_KINDS = new Set(['crash', 'oom', 'hang', 'silent']);
+
 /**
  * Turns evidence into faults. Ingest hands every acknowledged batch to `observe()` (a bounded queue, so a
  * slow detector never slows ingest); exits are classified by the rules at once (stop signals wait for the
@@ -315,6 +318,11 @@ export class Detector {
     if (!fresh || (t.status === 'exited' && hb.at <= t.exitedAt)) return;
     if (t.status !== 'alive') {
       t.status = 'alive';
+      this.resolveTarget(t, arrival, hb.at);
+    } else if ([...(this.openByTarget.get(t.key) ?? [])].some((id) => GONE_KINDS.has(this.open.get(id)?.kind ?? ''))) {
+      // Alive here, yet open as gone: a fault another instance decided on evidence that never reached the
+      // store (killed with the exit in its write-ahead log), or one whose owner died before the target was
+      // back. A beat after the fault began is its recovery, as for a target seen exit.
       this.resolveTarget(t, arrival, hb.at);
     }
     this.suspectedSince.delete(t.key);

@@ -7,6 +7,7 @@ import { Rounds } from '../deliver/index.js';
 import { previousRun } from '../detect/schedule.js';
 import { regression, SignatureReader, type SignatureHistory } from '../faults/signatures.js';
 import { Notifier, type Notification } from './notifier.js';
+import { NotificationLog } from './nflog.js';
 import { resolveRoutes } from './routing.js';
 import type { Silences } from './silences.js';
 import { Backoff, Budget, labelsOf, matchesLabels, SupervisionTree, type Labels } from './tree.js';
@@ -14,7 +15,7 @@ import { ALONE, ownerKeyOf, type Ownership } from '../detect/ownership.js';
 
 /** Where escalation hands its events: the webhook deliverer (durable, signed, retried). */
 export interface EventSink {
-  enqueue(events: { id: string; type: string; endpoint: string; occurredAt: number; data: Record<string, unknown> }[]): Promise<void>;
+  enqueue(events: { id: string; type: string; endpoint: string; occurredAt: number; data: Record<string, unknown>; group?: { key: string; told: string[] } }[]): Promise<void>;
 }
 
 export interface Action {
@@ -65,6 +66,14 @@ export class Escalator {
   ownership: Ownership = ALONE;
   /** False while this instance is stepped down (cluster): no action deadlines, no notifications. */
   active: () => boolean = () => true;
+  /** What notification groups told, read back from the outbox to rebuild them after a hand-over or restart. */
+  private readonly nflog: NotificationLog;
+  /**
+   * Faults whose notification history is in this process's memory: opened here, or restored or adopted
+   * with their groups recalled from the notification log. A fault told here first that is not one of them
+   * (resolved by its new owner before its hand-over finished) has its groups recalled first.
+   */
+  private readonly recalled = new Set<string>();
 
   constructor(
     private readonly config: EscalationConfig,
@@ -75,6 +84,7 @@ export class Escalator {
     private readonly now: () => number = Date.now,
   ) {
     this.signatures = new SignatureReader(store);
+    this.nflog = new NotificationLog(store, config.routes);
     this.tree = new SupervisionTree(config.supervision);
     for (const [name, { node }] of this.tree.supervisors) {
       this.budgets.set(name, new Budget(node.intensity, node.period));
@@ -106,10 +116,12 @@ export class Escalator {
     this.open.set(f.id, f);
   }
 
-  /** A fault another instance escalates was resolved there: no longer open here (for inhibition). */
+  /** A fault another instance escalates was resolved there: no longer open here (for inhibition), and its resolution is that instance's to tell. */
   forget(id: string): void {
     this.open.delete(id);
     this.held.delete(id);
+    this.recalled.delete(id);
+    this.notifier?.drop(id);
   }
 
   /**
@@ -124,12 +136,34 @@ export class Escalator {
     if (faults.length === 0) return;
     for (const f of faults) this.track(f);
     await this.restoreActions([], new Set(faults.map((f) => f.id)));
+    await this.recallGroups(faults);
     await this.escalateUntold(faults);
+  }
+
+  /**
+   * Rebuilds the notification groups that told these faults (the newest told state of each group by each
+   * instance, from the notification log), for those of them this instance tells now: what was told is not
+   * told again, a resolution is told to the groups that told the fault firing, and the repeat schedule
+   * runs on from the last send. Only the faults given join a group: a resolution some instance told since
+   * leaves the fault out of that instance's newest state, but not out of an older one of another instance.
+   */
+  private async recallGroups(faults: Fault[]): Promise<void> {
+    faults.forEach((f) => this.recalled.add(f.id));
+    const notifier = this.notifier;
+    const mine = new Map(faults.filter((f) => this.ownership.owns(ownerKeyOf(f))).map((f) => [f.id, f]));
+    if (!notifier || mine.size === 0) return;
+    const groups = await this.nflog.recall([...mine.keys()], this.now()).catch((err) => {
+      this.log.error('cannot read what notification groups told; a resolution they owe may not be told', { faults: mine.size, error: err });
+      return [];
+    });
+    for (const told of groups) notifier.recall(told, (id) => mine.get(id));
+    if (groups.length > 0) this.log.info('notification groups recalled', { groups: groups.length, faults: mine.size });
   }
 
   /** A fault opened: supervise it, and notify (unless muted). */
   opened(f: Fault): void {
     if (this.waitsForRestore(() => this.opened(f))) return;
+    this.recalled.add(f.id);
     this.open.set(f.id, f);
     this.countFlap(f);
     const placed = this.tree.workerFor(f);
@@ -152,14 +186,44 @@ export class Escalator {
     this.notify(f, false);
   }
 
-  /** Acts on behalf of `s` for its failed child, or escalates when its budget is spent. */
+  /**
+   * Acts on behalf of `s` for its failed child, or escalates when its budget is spent. In a cluster the
+   * supervisor's children may be owned by different instances, each deciding for its own: the budget is
+   * the whole supervisor's, so the actions every instance took in the period are read from the store
+   * first (one read for the decisions of a round; none alone). Why not one owner per supervisor deciding
+   * its actions: the fault, its evidence and its deadline are with the target's owner, and handing each
+   * decision to another instance through the store would add a tail round to every restart and a second
+   * hand-over to get right; an action is rare (a few per period by construction), so one small read per
+   * decision costs less. Two instances deciding for one supervisor within that read's round trip may
+   * both spend its last unit.
+   */
   private act(f: Fault, s: Supervisor, failed: Supervisor | Worker, above: Supervisor[]): void {
+    if (this.ownership === ALONE) return this.decide(f, s, failed, above);
+    void this.budgetReads
+      .submit([s.name])
+      .catch((err) => this.log.warn('cannot read the actions other instances took; the budget counts what this instance knows', { supervisor: s.name, error: err }))
+      .then(() => this.decide(f, s, failed, above));
+  }
+
+  /** Every instance's actions of the last period for these supervisors, into their budgets (counted once by id). */
+  private readonly budgetReads = new Rounds<string>(async (names) => {
+    const supervisors = [...new Set(names)];
+    const period = Math.max(...supervisors.map((n) => this.tree.supervisors.get(n)?.node.period ?? 0));
+    const rows = await this.store.query<{ supervisor: string; id: string; at: string | number }>(
+      `SELECT supervisor, id, toUnixTimestamp64Milli(min(created_at)) AS at FROM ${this.store.database}.actions
+       WHERE supervisor IN {names:Array(String)} AND created_at > fromUnixTimestamp64Milli({since:Int64}) GROUP BY supervisor, id`,
+      { names: supervisors, since: this.now() - period },
+    );
+    for (const r of rows) this.budgets.get(r.supervisor)?.record(r.id, Number(r.at));
+  });
+
+  private decide(f: Fault, s: Supervisor, failed: Supervisor | Worker, above: Supervisor[]): void {
     const now = this.now();
     const budget = this.budgets.get(s.name)!;
-    if (!budget.spend(now)) return this.escalate(f, s, above, `${s.name} spent its restart budget (${s.intensity} in ${Math.round(s.period / 1000)} s)`);
+    const id = `act_${createHash('sha256').update(`${f.id}\u0000${s.name}\u0000${f.occurrences}`).digest('hex').slice(0, 20)}`;
+    if (!budget.spend(id, now)) return this.escalate(f, s, above, `${s.name} spent its restart budget (${s.intensity} in ${Math.round(s.period / 1000)} s)`);
     const affected = this.tree.affected(s, failed);
     const delay = this.backoffs.get(s.name)!.next(failed.name, now);
-    const id = `act_${createHash('sha256').update(`${f.id}\u0000${s.name}\u0000${f.occurrences}`).digest('hex').slice(0, 20)}`;
     const action: Action = {
       id,
       faultId: f.id,
@@ -261,6 +325,7 @@ export class Escalator {
           endpoint: n.receiver,
           occurredAt: n.at,
           data: { fault: n.faults[n.faults.length - 1], faults: n.faults, group: n.group, status: n.type === 'fault.resolved' ? 'resolved' : 'firing' },
+          group: { key: n.group.key, told: n.told },
         })),
       )
       .catch((err) => this.log.error('cannot queue notifications', { error: err }));
@@ -336,6 +401,11 @@ export class Escalator {
 
   private notify(f: Fault, escalated: boolean, why?: string): void {
     if (!this.notifier) return;
+    if (!this.recalled.has(f.id)) {
+      void this.recallGroups([f]).then(() => this.notify(f, escalated, why));
+      return;
+    }
+    if (f.state !== 'open') this.recalled.delete(f.id);
     const labels = labelsOf(f, { escalated: escalated ? 'true' : 'false' });
     const reason = this.muted(f, labels);
     if (reason) {
@@ -403,6 +473,7 @@ export class Escalator {
     const faults = [...open];
     try {
       await this.restoreActions(faults);
+      await this.recallGroups(faults);
       await this.escalateUntold(faults);
     } finally {
       const backlog = this.backlog ?? [];
@@ -446,7 +517,7 @@ export class Escalator {
     const now = this.now();
     let rearmed = 0;
     for (const r of rows) {
-      this.budgets.get(r.supervisor)?.record(Number(r.created_ms));
+      this.budgets.get(r.supervisor)?.record(r.id, Number(r.created_ms));
       const placed = this.tree.supervisors.get(r.supervisor);
       const a = restoredAction(r, placed?.node.deadline ?? 0);
       this.actions.set(a.id, a);

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Fault } from '../faults/model.js';
 import type { Route } from './config.js';
 import { groupKey, resolveRoutes, type ResolvedRoute } from './routing.js';
-import type { Labels } from './tree.js';
+import { labelsOf, type Labels } from './tree.js';
 
 export interface Notification {
   id: string;
@@ -10,6 +10,16 @@ export interface Notification {
   type: 'fault.opened' | 'fault.resolved' | 'fault.escalated';
   group: { key: string; labels: Labels; route: string };
   faults: Fault[];
+  at: number;
+  /** What the group has told once this is sent: its faults still firing, as `<fault id>:<state>:<e if escalated>`. */
+  told: string[];
+}
+
+/** What a group last told its receiver, read back from the notification log. */
+export interface Told {
+  key: string;
+  /** As Notification.told. */
+  told: string[];
   at: number;
 }
 
@@ -46,14 +56,62 @@ export class Notifier {
     for (const route of resolveRoutes(this.routes, labels)) {
       const key = groupKey(route, labels);
       let g = this.groups.get(key);
-      if (!g) {
-        const groupLabels = Object.fromEntries(route.group_by.map((l) => [l, labels[l] ?? '']));
-        g = { key, route, labels: groupLabels, faults: new Map(), createdAt: now, lastSent: 0, sentState: '', dirty: false };
-        this.groups.set(key, g);
-      }
+      g ??= this.group(key, route, labels, now);
       const before = g.faults.get(fault.id);
       g.faults.set(fault.id, { fault: { ...fault }, escalated: escalated || (before?.escalated ?? false) });
       g.dirty = true;
+    }
+  }
+
+  private group(key: string, route: ResolvedRoute, labels: Labels, now: number): Group {
+    const groupLabels = Object.fromEntries(route.group_by.map((l) => [l, labels[l] ?? '']));
+    const g: Group = { key, route, labels: groupLabels, faults: new Map(), createdAt: now, lastSent: 0, sentState: '', dirty: false };
+    this.groups.set(key, g);
+    return g;
+  }
+
+  /**
+   * Merges what a group told (another instance before a hand-over, or this one before a restart) into the
+   * groups here: each fault it told joins the group as told — in its current state, so a resolution since
+   * is news and is sent, while what was told is not sent again — and the group's last send time is kept,
+   * so group_interval and repeat_interval run on. `fault` gives a told fault as it is now (undefined: not
+   * this instance's to tell). What memory already knows of a fault wins.
+   */
+  recall(told: Told, fault: (id: string) => Fault | undefined): void {
+    let g = this.groups.get(told.key);
+    const parts = new Set(g?.sentState ? g.sentState.split(',') : []);
+    let joined = 0;
+    for (const part of told.told) {
+      const [id, , mark] = part.split(':');
+      const f = fault(id);
+      if (!f || g?.faults.has(id)) continue;
+      const labels = labelsOf(f, { escalated: mark === 'e' ? 'true' : 'false' });
+      if (!g) {
+        // The route as configured now; a group whose route changed since is another group.
+        const route = resolveRoutes(this.routes, labels).find((r) => groupKey(r, labels) === told.key);
+        if (!route) continue;
+        g = this.group(told.key, route, labels, told.at);
+      }
+      g.faults.set(id, { fault: { ...f }, escalated: mark === 'e' });
+      parts.add(part);
+      joined++;
+    }
+    if (!g || joined === 0) return;
+    g.sentState = [...parts].sort().join(',');
+    g.lastSent = Math.max(g.lastSent, told.at);
+    g.dirty = true;
+  }
+
+  /** A fault another instance tells from now on (its target changed hands): left out here, as if never in. */
+  drop(faultId: string): void {
+    for (const g of this.groups.values()) {
+      const x = g.faults.get(faultId);
+      if (!x) continue;
+      g.faults.delete(faultId);
+      g.sentState = g.sentState
+        .split(',')
+        .filter((p) => p !== '' && !p.startsWith(`${faultId}:`))
+        .join(',');
     }
   }
 
@@ -100,7 +158,8 @@ export class Notifier {
     for (const [fid, x] of g.faults) if (x.fault.state !== 'open') g.faults.delete(fid);
     // What was told, without the resolutions now told: otherwise dropping them looks like news.
     g.sentState = this.stateOf(g);
-    return { id: `ntf_${id}`, receiver: g.route.receiver, type, group: { key: g.key, labels: g.labels, route: g.route.path }, faults, at: now };
+    const told = g.sentState === '' ? [] : g.sentState.split(',');
+    return { id: `ntf_${id}`, receiver: g.route.receiver, type, group: { key: g.key, labels: g.labels, route: g.route.path }, faults, at: now, told };
   }
 
   private stateOf(g: Group): string {

@@ -68,31 +68,33 @@ export class SupervisionTree {
 }
 
 /**
- * Restart intensity, OTP-style: at most `intensity` actions in any `period`. Times are injected so tests
- * (and the rebuild at start) control them.
+ * Restart intensity, OTP-style: at most `intensity` actions in any `period`. Actions are counted by id, so
+ * one seen twice (taken here, then read back from the store among every instance's actions) counts once.
+ * Times are injected so tests (and the rebuild at start) control them.
  */
 export class Budget {
-  private readonly times: number[] = [];
+  private readonly spent = new Map<string, number>();
   constructor(
     readonly intensity: number,
     readonly periodMs: number,
   ) {}
 
   left(now: number): number {
-    while (this.times.length > 0 && this.times[0] <= now - this.periodMs) this.times.shift();
-    return Math.max(0, this.intensity - this.times.length);
+    for (const [id, at] of this.spent) if (at <= now - this.periodMs) this.spent.delete(id);
+    return Math.max(0, this.intensity - this.spent.size);
   }
 
   /** Spends one action if the budget allows; false when it is spent (the fault escalates). */
-  spend(now: number): boolean {
+  spend(id: string, now: number): boolean {
+    if (this.spent.has(id)) return true;
     if (this.left(now) === 0) return false;
-    this.times.push(now);
+    this.spent.set(id, now);
     return true;
   }
 
-  record(at: number): void {
-    this.times.push(at);
-    this.times.sort((a, b) => a - b);
+  /** An action taken before (read back from the store: at a restart, or by another instance). */
+  record(id: string, at: number): void {
+    if (!this.spent.has(id)) this.spent.set(id, at);
   }
 }
 

@@ -217,6 +217,16 @@ export class FaultReader {
     return rows.map(faultFromRow);
   }
 
+  /** Faults open now with a revision written after `sinceMs` (by the writer's clock). */
+  async openSince(sinceMs: number): Promise<Fault[]> {
+    const rows = await this.store.query<FaultDbRow>(
+      `SELECT ${FAULT_COLUMNS} FROM ${this.db}.faults FINAL
+       WHERE state = 'open' AND id IN (SELECT id FROM ${this.db}.faults WHERE revision > {since:UInt64})`,
+      { since: Math.max(0, Math.floor(sinceMs)) },
+    );
+    return rows.map(faultFromRow);
+  }
+
   /** Ids of every fault started since `sinceMs` (to recognise evidence already turned into a fault). */
   async idsSince(sinceMs: number): Promise<string[]> {
     const rows = await this.store.query<{ id: string }>(

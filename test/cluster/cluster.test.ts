@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ownerOf } from '../../src/cluster/index.js';
 import { newSecret, startReceiver, type Receiver } from '../deliver/receiver.js';
-import { startCluster, type RunningCluster } from '../support/cluster.js';
+import { heartbeats, startCluster, type RunningCluster } from '../support/cluster.js';
 import { eventually } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
 import { launchBrowser, screenshot, watchErrors } from '../dashboard/browser.js';
@@ -21,19 +21,6 @@ interface FaultView {
   kind: string;
   state: string;
   target: { service: string; instance: string };
-}
-
-const attr = (key: string, v: string | number) => ({ key, value: typeof v === 'number' ? { intValue: v } : { stringValue: v } });
-
-/** One OTLP/JSON logs request with a heartbeat for each target (the Node collector's shape). */
-function heartbeats(targets: { service: string; instance: string; host: string }[]): string {
-  const now = `${Date.now()}000000`;
-  return JSON.stringify({
-    resourceLogs: targets.map((t) => ({
-      resource: { attributes: [attr('service.name', t.service), attr('service.instance.id', t.instance), attr('host.name', t.host)] },
-      scopeLogs: [{ logRecords: [{ timeUnixNano: now, eventName: 'faultline.heartbeat', attributes: [attr('faultline.heartbeat.interval_ms', 300)] }] }],
-    })),
-  });
 }
 
 describe('a cluster of faultline instances', () => {

@@ -77,6 +77,36 @@ describe('grouping', () => {
     assert.equal(notifier.size, 0, 'a group with nothing firing is dropped once told');
   });
 
+  it('a group recalled from what another notifier told: the resolution it owed is sent with the same id, nothing told is sent again, the repeat schedule runs on', () => {
+    const a = fault({ service: 'pay', instance: 'pay-1' });
+    const b = fault({ service: 'pay', instance: 'pay-2' });
+    // The first owner tells a and b, then repeats them; its successor recalls the newest told state.
+    const first = new Notifier(route, true);
+    first.add(a, labels(a), false, 0);
+    first.add(b, labels(b), false, 0);
+    const [told] = first.due(10_000);
+    const [repeat] = first.due(10_000 + 3_600_000);
+    const heir = new Notifier(route, true);
+    heir.recall({ key: repeat.group.key, told: repeat.told, at: repeat.at }, (id) => [a, b].find((f) => f.id === id));
+    assert.deepEqual(told.told, [`${a.id}:open:`, `${b.id}:open:`].sort());
+    assert.deepEqual(heir.due(repeat.at + 60 * 60_000 - 1), [], 'nothing is told again before repeat_interval');
+    const [again] = heir.due(repeat.at + 60 * 60_000);
+    assert.equal(again.type, 'fault.opened', 'repeated on the schedule the first owner kept');
+
+    // Both would tell a's resolution as the same event: a receiver deduplicating by webhook-id gets it once.
+    first.add({ ...a, state: 'resolved' }, labels(a), false, again.at);
+    heir.add({ ...a, state: 'resolved' }, labels(a), false, again.at);
+    const [owed] = heir.due(again.at + 60_000);
+    assert.deepEqual(owed.faults.map((f) => [f.id, f.state]), [[a.id, 'resolved'], [b.id, 'open']]);
+    assert.equal(owed.id, first.due(again.at + 60_000)[0].id, 'the same webhook-id the first owner would have used');
+    assert.deepEqual(owed.told, [`${b.id}:open:`]);
+
+    // A fault the log names that is not the recaller's to tell stays out; a resolution told is not recalled.
+    const other = new Notifier(route, true);
+    other.recall({ key: owed.group.key, told: owed.told, at: owed.at }, () => undefined);
+    assert.equal(other.size, 0);
+  });
+
   it('without send_resolved, resolutions are not told', () => {
     const notifier = new Notifier(RouteSchema.parse({ receiver: 'chat', group_wait: '0s', group_interval: '0s' }), false);
     const a = fault({ service: 'quiet' });

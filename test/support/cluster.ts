@@ -52,6 +52,19 @@ export interface ClusterView {
   instances: { id: string; address: string; health: string; self: boolean; owned_targets: number; targets: { service: string; instance: string }[] }[];
 }
 
+const attr = (key: string, v: string | number) => ({ key, value: typeof v === 'number' ? { intValue: v } : { stringValue: v } });
+
+/** One OTLP/JSON logs request with a heartbeat for each target (the Node collector's shape). */
+export function heartbeats(targets: { service: string; instance: string; host: string }[]): string {
+  const now = `${Date.now()}000000`;
+  return JSON.stringify({
+    resourceLogs: targets.map((t) => ({
+      resource: { attributes: [attr('service.name', t.service), attr('service.instance.id', t.instance), attr('host.name', t.host)] },
+      scopeLogs: [{ logRecords: [{ timeUnixNano: now, eventName: 'faultline.heartbeat', attributes: [attr('faultline.heartbeat.interval_ms', 300)] }] }],
+    })),
+  });
+}
+
 /** Joins two connections both ways, kept in `open` while they last; either one ending ends both. */
 export function spliceSockets(client: Socket, upstream: Socket, open: Set<Socket>): void {
   open.add(client).add(upstream);
