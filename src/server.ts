@@ -281,6 +281,8 @@ export class FaultlineServer {
       },
     };
     const escalator = new Escalator(this.config.escalation, sink, silences, store, this.log);
+    // The cluster has joined: what is rebuilt (actions rearmed, groups recalled, untold faults told) is this instance's share only.
+    if (this.cluster) escalator.ownership = this.cluster;
     escalator.holdUntilRestored();
     detector.openedListeners.push((f) => escalator.opened(f));
     detector.resolvedListeners.push((f) => escalator.resolved(f));

@@ -4,7 +4,8 @@
  * next faultline on the same data directory resumes from the outbox: nothing is lost, every repeat carries
  * the same webhook-id and body, nothing new is said about the same faults, and the receiver, deduplicating
  * by webhook-id, processes each event once. The action that was waiting is sent after the restart, and a
- * fault the kill cut off before anyone was told of it is told then.
+ * fault the kill cut off before anyone was told of it is told then. A notification group told before the
+ * kill is rebuilt at the restart: its fault's resolution is told after it, once.
  */
 
 /** A fault opened just before the kill, whose notification never reached the outbox. */
@@ -17,6 +18,7 @@ import { verify } from '../../src/deliver/index.js';
 import { newSecret, startReceiver, type Received } from '../deliver/receiver.js';
 import { eventually, execStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
+import { heartbeats } from '../support/cluster.js';
 
 describe('escalation across kill -9 of faultline', () => {
   const dir = tempDir();
@@ -115,6 +117,52 @@ describe('escalation across kill -9 of faultline', () => {
       const pending = ((await (await fetch(`${second.http}/api/v1/deliveries?state=pending`)).json()) as { deliveries: unknown[] }).deliveries;
       assert.deepEqual(pending, []);
     } finally {
+      await rx.close();
+    }
+  });
+
+  it('rebuilds a notification group told before the kill: the resolution it owes is told after the restart, once', async () => {
+    const secret = newSecret();
+    const rx = await startReceiver();
+    const config = join(dir, 'groups.yaml');
+    writeFileSync(
+      config,
+      [
+        'webhooks:',
+        '  endpoints:',
+        `    - { name: chat, url: "${rx.url}/chat", secrets: ["${secret}"], backoff: { initial: 100ms, max: 300ms } }`,
+        'escalation:',
+        '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s }',
+      ].join('\n'),
+    );
+    const dataDir = join(dir, 'groups');
+    const start = async () => {
+      const fl = await startFaultline({ dataDir, args: ['--config', config] });
+      running.push(fl);
+      return fl;
+    };
+    const told = () => rx.received.filter((r) => /"type":"fault\./.test(r.body)).map((r) => ({ id: r.id, ...(JSON.parse(r.body) as { type: string; fault: { id: string; state: string } }) }));
+    let beater: NodeJS.Timeout | undefined;
+    try {
+      const first = await start();
+      await supervise(first.otlpHttp, { service: 'stock', instance: 'stock-1', host: 'node-stock' }, { APP_MODE: 'crash-a', APP_AFTER_MS: '300' }).exited;
+      const [opened] = await eventually(async () => (told().length > 0 ? told() : undefined), 20_000, 'the crash told');
+      await first.kill9();
+
+      const second = await start();
+      // The target is back: a new process beats under the same identity.
+      const target = { service: 'stock', instance: 'stock-1', host: 'node-stock' };
+      beater = setInterval(() => void fetch(`${second.otlpHttp}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: heartbeats([target]) }).catch(() => undefined), 300);
+      const resolved = await eventually(async () => told().find((e) => e.type === 'fault.resolved'), 20_000, 'the resolution told after the restart').catch((e: Error) => {
+        throw new Error(`${e.message}: told ${told().map((x) => `${x.id} ${x.type}`).join(', ')}\n${second.logs().slice(-3000)}`);
+      });
+      assert.equal(resolved.fault.id, opened.fault.id);
+      assert.equal(resolved.fault.state, 'resolved');
+      await new Promise((r) => setTimeout(r, 1500)); // anything more it would send
+      assert.deepEqual(told().map((e) => e.type), [opened.type, 'fault.resolved'], 'each told once');
+      assert.match(second.logs(), /notification groups recalled groups=1/);
+    } finally {
+      clearInterval(beater);
       await rx.close();
     }
   });
