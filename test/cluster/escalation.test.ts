@@ -145,10 +145,12 @@ describe('escalation across the instances of a cluster', () => {
     assert.deepEqual(resolved.faults!.map((f) => [f.id, f.state]), [[fault.id, 'resolved']]);
 
     await new Promise((r) => setTimeout(r, 2500)); // anything more it would send
+    // Delivery is at least once (an attempt the dead instance made without recording it is made again by the
+    // survivor, with its webhook-id): a receiver deduplicating by webhook-id sees each event once.
     const ledger = events('/chat').filter((e) => e.type.startsWith('fault.') && about(e));
-    assert.deepEqual(ledger.map((e) => e.type), [opened.type, 'fault.resolved'], 'each told once');
-    const ids = rx.received.map((r) => r.id);
-    assert.equal(new Set(ids).size, ids.length, `no webhook-id seen twice: ${ids.join(' ')}`);
+    const byId = new Map(ledger.map((e) => [e.id, e]));
+    assert.deepEqual([...byId.values()].map((e) => e.type), [opened.type, 'fault.resolved'], `each told once, under one webhook-id: ${ledger.map((e) => `${e.id} ${e.type}`).join(', ')}`);
+    for (const r of rx.received) assert.equal(r.body, rx.received.find((x) => x.id === r.id)!.body, `${r.id}: one webhook-id, one event`);
     assert.equal(badSignatures, 0, 'every webhook signed');
   }));
 });

@@ -159,7 +159,10 @@ describe('escalation across kill -9 of faultline', () => {
       assert.equal(resolved.fault.id, opened.fault.id);
       assert.equal(resolved.fault.state, 'resolved');
       await new Promise((r) => setTimeout(r, 1500)); // anything more it would send
-      assert.deepEqual(told().map((e) => e.type), [opened.type, 'fault.resolved'], 'each told once');
+      // Delivery is at least once (an attempt the kill left unrecorded is made again, with its webhook-id):
+      // a receiver deduplicating by webhook-id sees each event once.
+      const events = [...new Map(told().map((e) => [e.id, e])).values()];
+      assert.deepEqual(events.map((e) => e.type), [opened.type, 'fault.resolved'], `each told once: ${told().map((e) => `${e.id} ${e.type} ${e.fault.state}`).join(', ')}`);
       assert.match(second.logs(), /notification groups recalled groups=1/);
     } finally {
       clearInterval(beater);
