@@ -14,14 +14,16 @@ type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings' | 'exit_hando
  * Rows re-read at each round (received up to this long before the store's now), per stream, [least, most]:
  * an insert stamps received_at when it is parsed and becomes readable when it is done, so a row may appear
  * after a read with an earlier receive time. Every instance publishes how long its inserts take lately,
- * and the overlap is at least that, up to the most (see Cursor.advance). A missed heartbeat is followed by
- * the next one, and heartbeats are many (a long overlap re-reads thousands a round); a missed exit is a
- * crash judged as a hang, and exits are few, so they are re-read longest (so are exit hand-offs: a missed one
- * leaves a crash-loop exit to its target's owner's wait).
+ * and the overlap is at least that, up to the most (see Cursor.advance). A missed exit is a crash judged
+ * as a hang, and exits are few, so they are re-read longest (so are exit hand-offs: a missed one leaves a
+ * crash-loop exit to its target's owner's wait). Heartbeats and exceptions are many: a longer overlap
+ * re-reads tens of thousands of rows a round on every instance (slower rounds, and silence judgement held
+ * while they are slow), and a missed heartbeat is followed by the next one; while an instance's evidence is that late its write-ahead log is behind too, and the others hold
+ * silence judgement (see Cluster.lagging).
  */
 const OVERLAP_MS: Record<TailedTable | 'counts' | 'checks', [number, number]> = {
-  heartbeats: [1500, 5000],
-  exceptions: [3000, 10_000],
+  heartbeats: [1500, 1500],
+  exceptions: [3000, 3000],
   pings: [5000, 60_000],
   exits: [30_000, 60_000],
   exit_handoffs: [30_000, 60_000],
