@@ -378,7 +378,7 @@ export class Detector {
     return this.openFault(id, alone.decision, alone.facts, exitEvidence(e, target, alone.facts, rules), rules, where);
   }
 
-  /** The rules' verdict on an exit, with `count` abnormal exits of its service before it (default: as counted here). */
+  /** The rules' verdict on an exit, with `before` abnormal exits of its service before it (default: as counted here). */
   private judgeExit(e: ExitEvidence, replacedBy: string | undefined, before?: number) {
     const rules = this.deps.rules();
     const count = before ?? this.abnormalExits.before(e.service, e.at, rules.settings.crash_loop_window);
