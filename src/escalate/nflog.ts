@@ -25,7 +25,13 @@ export class NotificationLog {
    * fault), then their rows by group (a bloom filter index).
    */
   async recall(faultIds: string[], now: number): Promise<Told[]> {
-    if (faultIds.length === 0) return [];
+    // A restart recalls for every open fault: a few thousand ids per read keep each query's parameters small.
+    const told: Told[] = [];
+    for (let i = 0; i < faultIds.length; i += RECALL_BATCH) told.push(...(await this.recallSome(faultIds.slice(i, i + RECALL_BATCH), now)));
+    return told.sort((a, b) => b.at - a.at);
+  }
+
+  private async recallSome(faultIds: string[], now: number): Promise<Told[]> {
     const db = this.store.database;
     const rows = await this.store.query<{ group_key: string; last_told: string[]; at: string | number }>(
       `SELECT group_key, argMax(told, created_at) AS last_told, toUnixTimestamp64Milli(max(created_at)) AS at
@@ -44,6 +50,8 @@ export class NotificationLog {
     return rows.map((r) => ({ key: r.group_key, told: r.last_told, at: Number(r.at) }));
   }
 }
+
+const RECALL_BATCH = 2000;
 
 function longestRepeat(route: Route | undefined): number {
   if (!route) return 0;
