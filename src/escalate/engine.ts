@@ -148,9 +148,10 @@ export class Escalator {
    * leaves the fault out of that instance's newest state, but not out of an older one of another instance.
    */
   private async recallGroups(faults: Fault[]): Promise<void> {
-    faults.forEach((f) => this.recalled.add(f.id));
     const notifier = this.notifier;
+    // Another instance's faults are recalled when they are adopted (or first told here), not now.
     const mine = new Map(faults.filter((f) => this.ownership.owns(ownerKeyOf(f))).map((f) => [f.id, f]));
+    mine.forEach((_, id) => this.recalled.add(id));
     if (!notifier || mine.size === 0) return;
     const groups = await this.nflog.recall([...mine.keys()], this.now()).catch((err) => {
       this.log.error('cannot read what notification groups told; a resolution they owe may not be told', { faults: mine.size, error: err });
@@ -402,7 +403,10 @@ export class Escalator {
   private notify(f: Fault, escalated: boolean, why?: string): void {
     if (!this.notifier) return;
     if (!this.recalled.has(f.id)) {
-      void this.recallGroups([f]).then(() => this.notify(f, escalated, why));
+      void this.recallGroups([f]).then(() => {
+        this.recalled.add(f.id);
+        this.notify(f, escalated, why);
+      });
       return;
     }
     if (f.state !== 'open') this.recalled.delete(f.id);

@@ -102,7 +102,7 @@ export class Notifier {
     g.dirty = true;
   }
 
-  /** A fault another instance tells from now on (its target changed hands): left out here, as if never in. */
+  /** A fault another instance resolved, and tells: left out of the groups here as if never in (its leaving is not news here). */
   drop(faultId: string): void {
     for (const g of this.groups.values()) {
       const x = g.faults.get(faultId);

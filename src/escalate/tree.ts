@@ -84,7 +84,10 @@ export class Budget {
     return Math.max(0, this.intensity - this.spent.size);
   }
 
-  /** Spends one action if the budget allows; false when it is spent (the fault escalates). */
+  /**
+   * Spends one action if the budget allows; false when it is spent (the fault escalates). An action already
+   * counted (the same id: the same fault, supervisor and occurrence) is not counted again.
+   */
   spend(id: string, now: number): boolean {
     if (this.spent.has(id)) return true;
     if (this.left(now) === 0) return false;
