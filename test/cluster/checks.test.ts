@@ -32,16 +32,8 @@ interface CheckView {
 describe('checks in a cluster of faultline instances', () => {
   let c: RunningCluster;
   const fl = (i: number) => c.instances[i]!;
-  const logs = () => c.instances.map((x, i) => `--- ${c.ids[i]}\n${x?.logs().slice(-3000) ?? ''}`).join('\n');
-  /** Runs a step of a scenario; a failure carries the instances' logs. */
-  const withLogs = async (fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      (err as Error).message += `\n${logs()}`;
-      throw err;
-    }
-  };
+  const logs = () => c.logs(3000);
+  const withLogs = (fn: () => Promise<void>) => c.withLogs(fn, 3000);
   /** A slug whose rendezvous owner is `owner` among all instances (and `next` among the others, when given). */
   const slugOwnedBy = (prefix: string, owner: string, next?: string) =>
     Array.from({ length: 200 }, (_, k) => `${prefix}-${k}`).find(

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ownerOf } from '../../src/cluster/index.js';
 import { newSecret, startReceiver, type Receiver } from '../deliver/receiver.js';
-import { heartbeats, startCluster, type RunningCluster } from '../support/cluster.js';
+import { heartbeats, startCluster, targetOwnedBy, type RunningCluster } from '../support/cluster.js';
 import { eventually } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
 import { launchBrowser, screenshot, watchErrors } from '../dashboard/browser.js';
@@ -45,19 +45,10 @@ describe('a cluster of faultline instances', () => {
     return byId;
   };
   /** A target instance of `service` whose rendezvous owner among `among` is `owner`. */
-  const ownedBy = (owner: string, service: string, among = c.ids) =>
-    Array.from({ length: 100 }, (_, k) => `${service}-${k}`).find((i) => ownerOf(`${service}\u0000${i}`, among) === owner)!;
-  const logs = () => c.instances.map((x, i) => `--- ${c.ids[i]}\n${x?.logs().slice(-2500) ?? ''}`).join('\n');
+  const ownedBy = (owner: string, service: string, among = c.ids) => targetOwnedBy(owner, service, among);
+  const logs = () => c.logs(2500);
 
-  /** Runs a step of a scenario; a failure carries the instances' logs. */
-  const withLogs = async (fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      (err as Error).message += `\n${logs()}`;
-      throw err;
-    }
-  };
+  const withLogs = (fn: () => Promise<void>) => c.withLogs(fn, 2500);
 
   before(async () => {
     rx = await startReceiver((r) => {

@@ -51,7 +51,7 @@ describe('a crash loop in a cluster', () => {
   };
   const describeFaults = (fs: FaultView[]) =>
     fs.map((f) => `${f.kind} ${f.target.instance || '(service)'} x${f.occurrences} ${f.evidence.filter((e) => e.type === 'exit').map((e) => e.instance).join(',')}`).join('\n');
-  const logs = () => c.instances.map((x, i) => `--- ${c.ids[i]}\n${x?.logs().slice(-4000) ?? ''}`).join('\n');
+  const logs = () => c.logs(4000);
   /** Which faults account for each replica's exit: its own fault, or an occurrence of a crash loop. */
   const accounts = (all: FaultView[], replicas: string[]) =>
     new Map(

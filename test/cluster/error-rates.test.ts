@@ -63,7 +63,7 @@ describe('error rates over a cluster', () => {
 
   const faults = async (i: number): Promise<FaultView[]> =>
     ((await (await fetch(`${c.instances[i]!.http}/api/v1/faults?limit=100&service=${SERVICE}`)).json()) as { faults: FaultView[] }).faults;
-  const logs = () => c.instances.map((x, i) => `--- ${c.ids[i]}\n${x?.logs().slice(-2500) ?? ''}`).join('\n');
+  const logs = () => c.logs(2500);
 
   before(async () => {
     c = await startCluster({

@@ -9,10 +9,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ownerOf } from '../../src/cluster/index.js';
 import { verify } from '../../src/deliver/index.js';
 import { newSecret, startReceiver, type Receiver } from '../deliver/receiver.js';
-import { heartbeats, startCluster, type RunningCluster } from '../support/cluster.js';
+import { heartbeats, startCluster, targetOwnedBy, type RunningCluster } from '../support/cluster.js';
 import { eventually, removeDir, tempDir } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
 
@@ -45,16 +44,9 @@ describe('escalation across the instances of a cluster', () => {
   const fl = (i: number) => c.instances[i]!;
   const events = (path: string) => rx.received.filter((r) => r.path === path).map((r) => ({ id: r.id, ...(JSON.parse(r.body) as Told) }));
   /** A target instance of `service` whose rendezvous owner is `owner`. */
-  const ownedBy = (owner: string, service: string) => Array.from({ length: 100 }, (_, k) => `${service}-${k}`).find((i) => ownerOf(`${service}\u0000${i}`, c.ids) === owner)!;
-  const logs = () => c.instances.map((x, i) => `--- ${c.ids[i]}\n${x?.logs().slice(-2500) ?? ''}`).join('\n');
-  const withLogs = async (fn: () => Promise<void>) => {
-    try {
-      await fn();
-    } catch (err) {
-      (err as Error).message += `\n${logs()}`;
-      throw err;
-    }
-  };
+  const ownedBy = (owner: string, service: string) => targetOwnedBy(owner, service, c.ids);
+  const logs = () => c.logs(2500);
+  const withLogs = (fn: () => Promise<void>) => c.withLogs(fn, 2500);
   /** Runs a target that crashes, reporting to instance `to`; resolves once its exit is reported. */
   const crash = async (to: number, service: string, instance: string, mode = 'crash-a') => {
     const app = supervise(fl(to).otlpHttp, { service, instance, host: `node-${service}` }, { APP_MODE: mode, APP_AFTER_MS: '300' });

@@ -122,15 +122,20 @@ describe('silence (heartbeats that stop)', () => {
       ['hang'],
     );
   });
-  it('a heartbeat relayed late, older than the exit, does not bring the crashed target back (no hang after its crash)', () => {
+  /** api and worker beat for 30 s on one host, then api stops; 0.9 s later (its next beat missed). */
+  const apiJustStopped = () => {
     const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
-    const worker: Beater = { service: 'worker', intervalMs: 1000, next: 500 };
-    const f = fleet([api, worker]);
+    const f = fleet([api, { service: 'worker', intervalMs: 1000, next: 500 }]);
     f.run(30_000);
-    // The last beat before the crash went to another instance, which stored it late (its restart): this
-    // instance reads it back through the store after it decided the exit.
     f.stop(api);
     f.run(900);
+    return { f, api };
+  };
+
+  it('a heartbeat relayed late, older than the exit, does not bring the crashed target back (no hang after its crash)', () => {
+    const { f, api } = apiJustStopped();
+    // The last beat before the crash went to another instance, which stored it late (its restart): this
+    // instance reads it back through the store after it decided the exit.
     const lastBeat = f.now() - 100;
     f.exit(api);
     f.run(2000);
@@ -141,13 +146,9 @@ describe('silence (heartbeats that stop)', () => {
       [['crash', 'api']],
     );
   });
+
   it('a crash another instance decided (its fault read from the store before the exit row) ends the target: no hang', () => {
-    const api: Beater = { service: 'api', intervalMs: 1000, next: 0 };
-    const worker: Beater = { service: 'worker', intervalMs: 1000, next: 500 };
-    const f = fleet([api, worker]);
-    f.run(30_000);
-    f.stop(api);
-    f.run(900);
+    const { f } = apiJustStopped();
     // The owner decided the exit and died; its exit row waits in its write-ahead log, its fault is stored.
     const at = f.now() - 100;
     const fault = {

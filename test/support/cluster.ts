@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { ownerOf } from '../../src/cluster/index.js';
 import { startClickHouseHttp, type ClickHouseHttp } from './clickhouse-http.js';
 import { eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from './faultline.js';
 
@@ -18,6 +19,13 @@ export interface ClusterOptions {
   leaseMs?: number;
   tailMs?: number;
   env?: Record<string, string>;
+}
+
+/** A target instance of `service` (`<service>-<k>`) whose rendezvous owner among `among` is `owner`. */
+export function targetOwnedBy(owner: string, service: string, among: string[]): string {
+  const found = Array.from({ length: 100 }, (_, k) => `${service}-${k}`).find((i) => ownerOf(`${service}\u0000${i}`, among) === owner);
+  if (!found) throw new Error(`no instance of ${service} owned by ${owner} among ${among.join(', ')}`);
+  return found;
 }
 
 /** A TCP relay to the store that can be cut (every connection dropped, new ones refused) and healed. */
@@ -41,6 +49,10 @@ export interface RunningCluster {
   view(i: number): Promise<ClusterView>;
   /** Waits until instance `i` sees exactly these instances live (ids). */
   waitLive(i: number, live: string[], timeoutMs?: number): Promise<ClusterView>;
+  /** The last `chars` of each instance's log, headed by its id. */
+  logs(chars?: number): string;
+  /** Runs a step of a scenario; a failure carries the instances' logs. */
+  withLogs(fn: () => Promise<void>, chars?: number): Promise<void>;
   /** Stops everything (SIGKILL: the tests' processes leave nothing behind) and removes the folder. */
   close(): Promise<void>;
 }
@@ -153,6 +165,15 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     start,
     view,
     waitLive,
+    logs: (chars = 2500) => instances.map((fl, i) => `--- ${ids[i]}\n${fl?.logs().slice(-chars) ?? '(not started)'}`).join('\n'),
+    withLogs: async (fn, chars) => {
+      try {
+        await fn();
+      } catch (err) {
+        (err as Error).message += `\n${cluster.logs(chars)}`;
+        throw err;
+      }
+    },
     close: async () => {
       await Promise.all(instances.map((fl) => fl?.kill9()));
       await Promise.all(links.map((l) => l.close()));
@@ -167,7 +188,7 @@ export async function startCluster(opts: ClusterOptions): Promise<RunningCluster
     await Promise.all(ids.slice(1).map((_, k) => start(k + 1)));
     for (let i = 0; i < ids.length; i++) await waitLive(i, ids, 30_000);
   } catch (err) {
-    const logs = instances.map((fl, i) => `--- ${ids[i]}\n${fl?.logs().slice(-3000) ?? '(not started)'}`).join('\n');
+    const logs = cluster.logs(3000);
     await cluster.close();
     throw new Error(`${(err as Error).message}\n${logs}`);
   }
