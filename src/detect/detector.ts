@@ -319,13 +319,20 @@ export class Detector {
     if (t.status !== 'alive') {
       t.status = 'alive';
       this.resolveTarget(t, arrival, hb.at);
-    } else if ([...(this.openByTarget.get(t.key) ?? [])].some((id) => GONE_KINDS.has(this.open.get(id)?.kind ?? ''))) {
+    } else if (this.openAsGone(t.key)) {
       // Alive here, yet open as gone: a fault another instance decided on evidence that never reached the
       // store (killed with the exit in its write-ahead log), or one whose owner died before the target was
       // back. A beat after the fault began is its recovery, as for a target seen exit.
       this.resolveTarget(t, arrival, hb.at);
     }
     this.suspectedSince.delete(t.key);
+  }
+
+  /** Whether the target has an open fault that says it is gone (a heartbeat's hot path: no allocation). */
+  private openAsGone(key: string): boolean {
+    const ids = this.openByTarget.get(key);
+    if (ids) for (const id of ids) if (GONE_KINDS.has(this.open.get(id)?.kind ?? '')) return true;
+    return false;
   }
 
   /** Handles an exit event (live, or one read back from the store at start that has no fault yet). */
