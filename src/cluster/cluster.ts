@@ -13,6 +13,7 @@ import type { Logger } from '../log/index.js';
 import type { Store, TableName } from '../store/index.js';
 import type { ClusterConfig } from './config.js';
 import { Membership, type MembershipChange } from './membership.js';
+import { ownerOf } from './rendezvous.js';
 import { SpanCountPublisher } from './span-counts.js';
 import { StoreTail, type CheckChanges } from './tail.js';
 
@@ -37,6 +38,8 @@ export interface ClusterParts {
 const PUBLISH_COUNTS_EVERY_MS = 250;
 /** How far before an instance's lease ran out a fault it wrote may have been missed by the tail. */
 const FAULT_LOOKBACK_MS = 60_000;
+/** How long a resolution another instance made is kept in case it dies before telling it (a group_interval, and more). */
+const RESOLVED_KEPT_MS = 10 * 60_000;
 /** How often deliveries of instances that are gone are looked for, besides at every membership change. */
 const ADOPT_EVERY_MS = 10_000;
 /** The rendezvous key of an instance's leftovers (its pending deliveries): one live instance takes them. */
@@ -58,6 +61,11 @@ export class Cluster implements Ownership {
   private readonly faults: FaultReader;
   private handing?: Promise<void>;
   private again = false;
+  /**
+   * Faults another instance resolved lately (learned from the store), kept for RESOLVED_KEPT_MS: if it dies
+   * before its groups told the resolution (held by group_interval), the new owner tells it.
+   */
+  private readonly resolvedElsewhere = new Map<string, { fault: Fault; at: number }>();
   /** When the last instance left (0: none since the last hand-over read the faults it wrote last). */
   private leftAt = 0;
   private adoptTimer?: NodeJS.Timeout;
@@ -157,6 +165,7 @@ export class Cluster implements Ownership {
       else {
         this.escalating.delete(f.id);
         escalator?.forget(f.id);
+        if (!this.owns(ownerKeyOf(f))) this.resolvedElsewhere.set(f.id, { fault: f, at: Date.now() });
       }
     });
     // Faults restored at start that this instance owns are its to escalate (the escalator rearmed their actions).
@@ -265,14 +274,39 @@ export class Cluster implements Ownership {
     const adopted = [...detector.open.values()].filter((f) => !this.escalating.has(f.id) && this.owns(ownerKeyOf(f)));
     adopted.forEach((f) => this.escalating.add(f.id));
     await parts.escalator()?.adopt(adopted);
-    // Pending deliveries of instances that are gone (and of a single instance before the cluster: '').
     const live = new Set(this.membership.liveIds());
+    // Resolutions an instance gone made that its groups may not have told yet.
+    const owed = this.resolutionsOwed(live);
+    if (owed.length > 0) await parts.escalator()?.tellResolutions(owed);
+    // Pending deliveries of instances that are gone (and of a single instance before the cluster: '').
     const gone = ['', ...this.membership.list().map((i) => i.id)].filter((id) => !live.has(id) && this.membership.ownerOf(leftoversKey(id)) === this.id);
     const deliveries = await parts.deliverer.adopt(gone);
     if (decided + adopted.length + deliveries > 0) {
       this.handOvers++;
       this.log.info('took over from instances gone', { decided, faults_adopted: adopted.length, deliveries, live: [...live].join(',') });
     }
+  }
+
+  /**
+   * Faults resolved lately by an instance that has left since, whose key is this instance's now (taken
+   * from the kept ones: each is looked at once). Their owner is found as the live set was while it lived —
+   * rendezvous over the live instances and those gone within RESOLVED_KEPT_MS — so a resolution a live
+   * instance made stays that instance's to tell.
+   */
+  private resolutionsOwed(live: Set<string>): Fault[] {
+    const now = Date.now();
+    for (const [id, r] of this.resolvedElsewhere) if (now - r.at > RESOLVED_KEPT_MS) this.resolvedElsewhere.delete(id);
+    const recentlyGone = this.membership.list().filter((i) => !live.has(i.id) && now - i.heartbeatAt < RESOLVED_KEPT_MS).map((i) => i.id);
+    if (recentlyGone.length === 0) return [];
+    const before = [...live, ...recentlyGone];
+    const owed: Fault[] = [];
+    for (const [id, { fault }] of this.resolvedElsewhere) {
+      const key = ownerKeyOf(fault);
+      if (!this.owns(key) || live.has(ownerOf(key, before) ?? '')) continue;
+      owed.push(fault);
+      this.resolvedElsewhere.delete(id);
+    }
+    return owed;
   }
 
   /** Leaves the cluster (the others take over at once); safe twice. */

@@ -141,6 +141,15 @@ export class Escalator {
   }
 
   /**
+   * Faults another instance resolved and then died (cluster hand-over), now this one's: the groups that
+   * told them firing and had not told their resolution yet tell it here; a group that told it already
+   * does not name them any more, and nothing is sent.
+   */
+  async tellResolutions(faults: Fault[]): Promise<void> {
+    await this.recallGroups(faults);
+  }
+
+  /**
    * Rebuilds the notification groups that told these faults (the newest told state of each group by each
    * instance, from the notification log), for those of them this instance tells now: what was told is not
    * told again, a resolution is told to the groups that told the fault firing, and the repeat schedule

@@ -3,7 +3,8 @@
  * whose children are owned by different instances has one restart budget, not one per instance (the
  * failure past its intensity escalates, whichever instance decides it); and when the instance that told
  * a notification group is killed (-9), the survivor rebuilds the group from what the outbox records, so it
- * tells the resolution the dead instance owed — once, signed, in the same group — and repeats nothing.
+ * tells the resolution the dead instance owed — once, signed, in the same group — and repeats nothing,
+ * also when the dead instance had resolved the fault itself and its group was holding the news.
  */
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -80,7 +81,8 @@ describe('escalation across the instances of a cluster', () => {
         '      - { name: pay, match: { service: pay } }',
         '      - { name: ship, match: { service: ship } }',
         '      - { name: bill, match: { service: bill } }',
-        '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s }',
+        // refund's group holds a change for 12 s: its owner can resolve a fault and die before telling it.
+        '  routes: { receiver: chat, group_wait: 0s, group_interval: 1s, routes: [{ match: { service: refund }, group_interval: 12s }] }',
       ],
     });
   });
@@ -144,5 +146,36 @@ describe('escalation across the instances of a cluster', () => {
     assert.deepEqual([...byId.values()].map((e) => e.type), [opened.type, 'fault.resolved'], `each told once, under one webhook-id: ${ledger.map((e) => `${e.id} ${e.type}`).join(', ')}`);
     for (const r of rx.received) assert.equal(r.body, rx.received.find((x) => x.id === r.id)!.body, `${r.id}: one webhook-id, one event`);
     assert.equal(badSignatures, 0, 'every webhook signed');
+  }));
+  it('kill -9 of an instance that resolved a fault but had not told it yet (group_interval): the survivor tells the resolution, once', () => withLogs(async () => {
+    clearInterval(beater);
+    await c.start(1);
+    await c.waitLive(0, c.ids, 20_000);
+    await c.waitLive(1, c.ids, 20_000);
+    const instance = ownedBy('fl-1', 'refund');
+    const about = (e: Told) => (e.faults ?? []).some((f) => f.instance === instance);
+    await crash(1, 'refund', instance, 'crash-b');
+    const opened = await eventually(async () => events('/chat').find((e) => e.type.startsWith('fault.') && about(e)), 20_000, 'fl-1 to tell the crash');
+    const [fault] = opened.faults!;
+    // The target is back, reporting to its owner: fl-1 resolves the fault; its group holds the news for 12 s.
+    const target = { service: 'refund', instance, host: 'node-refund' };
+    let to = 1; // and to the survivor once fl-1 is gone (a target that stopped beating would be a new fault)
+    beater = setInterval(() => void fetch(`${fl(to).otlpHttp}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: heartbeats([target]) }).catch(() => undefined), 300);
+    await eventually(async () => new RegExp(`fault resolved kind=crash service=refund instance=${instance}`).test(fl(1).logs()), 15_000, 'fl-1 to resolve the fault');
+    await eventually(
+      async () => ((await (await fetch(`${fl(0).http}/api/v1/faults/${fault.id}`)).json()) as { state?: string }).state === 'resolved',
+      15_000,
+      'fl-0 to learn the resolution',
+    );
+    assert.equal(events('/chat').filter((e) => e.type === 'fault.resolved' && about(e)).length, 0, 'not told yet: its group waits');
+    await fl(1).kill9();
+    to = 0;
+    await c.waitLive(0, ['fl-0'], 20_000);
+    const resolved = await eventually(async () => events('/chat').find((e) => e.type === 'fault.resolved' && about(e)), 30_000, 'the survivor to tell the resolution');
+    assert.deepEqual(resolved.group, opened.group, 'in the group the dead instance told');
+    assert.deepEqual(resolved.faults!.map((f) => [f.id, f.state]), [[fault.id, 'resolved']]);
+    await new Promise((r) => setTimeout(r, 2500)); // anything more it would send
+    const byId = new Map(events('/chat').filter((e) => e.type.startsWith('fault.') && about(e)).map((e) => [e.id, e.type]));
+    assert.deepEqual([...byId.values()], [opened.type, 'fault.resolved'], 'each told once, under one webhook-id');
   }));
 });
