@@ -18,8 +18,7 @@ type TailedTable = 'heartbeats' | 'exits' | 'exceptions' | 'pings' | 'exit_hando
  * as a hang, and exits are few, so they are re-read longest (so are exit hand-offs: a missed one leaves a
  * crash-loop exit to its target's owner's wait). Heartbeats and exceptions are many: a longer overlap
  * re-reads tens of thousands of rows a round on every instance (slower rounds, and silence judgement held
- * while they are slow), and a missed heartbeat is followed by the next one; while an instance's evidence is that late its write-ahead log is behind too, and the others hold
- * silence judgement (see Cluster.lagging).
+ * while they are slow), and a missed heartbeat is followed by the next one.
  */
 const OVERLAP_MS: Record<TailedTable | 'counts' | 'checks', [number, number]> = {
   heartbeats: [1500, 1500],

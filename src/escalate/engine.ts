@@ -36,6 +36,8 @@ export interface Action {
 /** Kinds that end a process abnormally: what a `transient` child is restarted for. */
 /** How far back an open fault with no delivery and no action is escalated at start (a kill cuts the last ones only). */
 const UNTOLD_WINDOW_MS = 3_600_000;
+/** How an action's detail begins while its receiver said it is done and its deadline still runs (it is stored: a restart sees it too). */
+const REPORTED_DONE = 'the receiver reported it done';
 
 const ABNORMAL = new Set(['crash', 'oom', 'hang', 'crash_loop']);
 
@@ -296,7 +298,7 @@ export class Escalator {
     if (status === 'failed' || !this.open.has(a.faultId)) return this.settle(a, status, message || `reported ${status}`);
     if (a.state !== 'sent' && a.state !== 'pending') return;
     a.state = 'sent';
-    a.detail = `the receiver reported it done${message ? ` (${message})` : ''}; waiting for the target to be healthy again`;
+    a.detail = `${REPORTED_DONE}${message ? ` (${message})` : ''}; waiting for the target to be healthy again`;
     this.save(a);
   }
 
@@ -319,7 +321,7 @@ export class Escalator {
     const now = this.now();
     for (const a of this.actions.values())
       if ((a.state === 'sent' || a.state === 'pending') && now > a.deadline && this.open.has(a.faultId) && this.ownership.owns(ownerKeyOf(this.open.get(a.faultId)!)))
-        this.settle(a, 'failed', `${a.detail.startsWith('the receiver reported it done') ? 'the receiver reported it done, but ' : ''}the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
+        this.settle(a, 'failed', `${a.detail.startsWith(REPORTED_DONE) ? `${REPORTED_DONE}, but ` : ''}the target was not healthy again within ${Math.round((a.deadline - a.createdAt) / 1000)} s`);
     if (!this.notifier) return;
     this.releaseHeld();
     const due = this.notifier.due(now);
