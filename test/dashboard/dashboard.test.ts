@@ -133,7 +133,15 @@ describe('web dashboard in a real browser', () => {
   it('renders a fault with its timeline and evidence; a silence made there stops its notifications', async () => {
     const first = await faultOf('api-1');
     // The exception can open the fault before the exit (reported from outside) is stored; the page shows both.
-    await eventually(async () => (await api<{ evidence: { type: string }[] }>(`/api/v1/faults/${first.id}`)).evidence.some((e) => e.type === 'exit'), 15_000, 'the exit as evidence');
+    // The page draws the exit from its stored row, which may land a flush after the fault names it.
+    await eventually(
+      async () => {
+        const f = await api<{ evidence: { type: string }[]; full_evidence: { exits: unknown[] } }>(`/api/v1/faults/${first.id}`);
+        return f.evidence.some((e) => e.type === 'exit') && f.full_evidence.exits.length > 0;
+      },
+      15_000,
+      'the exit as evidence, and its stored row',
+    );
     // Before the silence, the target's fault reaches the people's receiver.
     await eventually(async () => rx.got.find((g) => g.path === '/chat' && g.body.includes(first.id)), 15_000, 'the notification of the first crash');
 
