@@ -30,6 +30,16 @@ Environment overrides:
   ${envNames.join('\n  ')}
 `;
 
+/**
+ * Exits once stdout and stderr have handed everything to their readers: process.exit() drops what a pipe
+ * has not taken yet (through `faultline run`, the last megabytes a command wrote to stderr).
+ */
+async function exitWritten(code: number): Promise<never> {
+  const pending = () => [process.stdout, process.stderr].some((s) => s.writableLength > 0 && !s.destroyed);
+  while (pending()) await new Promise((r) => setTimeout(r, 10));
+  process.exit(code);
+}
+
 function fail(message: string, code = 2): never {
   process.stderr.write(`faultline: ${message}\n`);
   process.exit(code);
@@ -40,11 +50,11 @@ async function main(argv: string[]): Promise<void> {
     // The native wrapper takes this process over when it can (no Node process stays beside the command).
     (await import('../collectors/run/native.js')).execNative(argv.slice(1));
     const run = await import('../collectors/run/index.js');
-    return process.exit(await run.main(argv.slice(1)));
+    return exitWritten(await run.main(argv.slice(1)));
   }
   if (argv[0] === 'agent') {
     const agent = await import('../collectors/agent/index.js');
-    return process.exit(await agent.main(argv.slice(1)));
+    return exitWritten(await agent.main(argv.slice(1)));
   }
   let parsed;
   try {

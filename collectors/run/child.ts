@@ -52,6 +52,12 @@ export interface Running {
 const FIRST_HEARTBEAT_MS = 200;
 /** How long to wait for the rest of stderr after the exit (a background grandchild may hold it open). */
 const STDERR_GRACE_MS = 200;
+/**
+ * How far the wrapper's stderr may fall behind its reader before the command's stderr is paused (the
+ * command then blocks on its writes, as it would writing to the reader directly). Eager reading up to this
+ * keeps the exit report's tail current when the reader is a little slow; the bound keeps memory bounded.
+ */
+const STDERR_BUFFER_BYTES = 16 * 1024 * 1024;
 
 export function startChild(spec: RunSpec): Running {
   const startedAt = Date.now();
@@ -60,9 +66,18 @@ export function startChild(spec: RunSpec): Running {
   const out = spec.stderr ?? process.stderr;
   const child = spawn(spec.command, spec.args, { stdio: ['inherit', 'inherit', 'pipe'], env: spec.env });
   const stderrEnded = new Promise<void>((resolve) => {
+    let buffered = 0;
+    // A reader that went away takes nothing more: the command must not block on it.
+    const resume = () => child.stderr!.resume();
+    out.once('close', resume);
+    child.stderr!.once('close', () => out.removeListener('close', resume));
     child.stderr!.on('data', (chunk: Buffer) => {
-      out.write(chunk);
       tail.push(chunk);
+      buffered += chunk.length;
+      out.write(chunk, () => (buffered -= chunk.length));
+      if (buffered < STDERR_BUFFER_BYTES || child.stderr!.isPaused() || !out.writable) return;
+      child.stderr!.pause();
+      out.once('drain', resume);
     });
     child.stderr!.on('end', resolve);
     child.stderr!.on('error', () => resolve());

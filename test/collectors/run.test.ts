@@ -11,6 +11,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import { startChild } from '../../collectors/run/child.js';
 import { whyNotNative } from '../../collectors/run/native.js';
 import { parseRunArgs, UsageError } from '../../collectors/run/options.js';
 import { RestartPolicy } from '../../collectors/run/restart.js';
@@ -62,7 +64,7 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
   const procs: ChildProcess[] = [];
 
   /** `faultline run <args>` as a real process (through the CLI), reporting to the test's faultline. */
-  const wrap = (args: string[], opts: { otlp?: string; env?: Record<string, string> } = {}): Wrapped => {
+  const wrap = (args: string[], opts: { otlp?: string; env?: Record<string, string>; readerPausedMs?: number } = {}): Wrapped => {
     const started = Date.now();
     const proc = spawn(process.execPath, [CLI, 'run', '--otlp-endpoint', opts.otlp ?? fl.otlpHttp, '--url', fl.http, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...impl.env, ...opts.env },
@@ -71,8 +73,14 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
     procs.push(proc);
     let stderr = '';
     proc.stderr!.on('data', (d) => (stderr += d));
+    // A reader that falls behind (a loaded machine): the wrapper must wait for it, not drop what is left.
+    if (opts.readerPausedMs) {
+      proc.stderr!.pause();
+      setTimeout(() => proc.stderr!.resume(), opts.readerPausedMs);
+    }
+    // 'close', not 'exit': the wrapper's last output may still be in the pipe when it exits.
     const exited = new Promise<{ code: number | null; ms: number; stderr: string }>((resolve) =>
-      proc.on('exit', (code) => resolve({ code, ms: Date.now() - started, stderr })),
+      proc.on('close', (code) => resolve({ code, ms: Date.now() - started, stderr })),
     );
     return { proc, stderr: () => stderr, exited };
   };
@@ -208,9 +216,10 @@ describe(`faultline run (${impl.name})`, { concurrency: true }, () => {
     assert.match(check.last_ping.rid ?? '', /^[0-9a-f-]{36}$/);
   });
 
-  it("the command's stderr passes through whole, in order, and its last line is the exit's stderr tail", async () => {
+  it("the command's stderr passes through whole, in order, and its last line is the exit's stderr tail — to a reader that falls behind too", async () => {
     const w = wrap(['--service', 'chatty', '--instance', 'chatty-1', '--', process.execPath, '-e',
-      'for (let i = 0; i < 20000; i++) process.stderr.write(`progress ${i} ${"x".repeat(100)}\\n`); process.stderr.write("fatal: out of widgets\\n"); process.exitCode = 6']);
+      'for (let i = 0; i < 20000; i++) process.stderr.write(`progress ${i} ${"x".repeat(100)}\\n`); process.stderr.write("fatal: out of widgets\\n"); process.exitCode = 6'],
+    { readerPausedMs: 3000 });
     const exit = await w.exited;
     assert.equal(exit.code, 6);
     const lines = exit.stderr.split('\n').filter((l) => l.startsWith('progress '));
@@ -402,6 +411,35 @@ describe('faultline run: parts', () => {
     assert.equal(parseRunArgs(['-h']), 'help');
     for (const bad of [['--bogus', '--', 'x'], ['--restart', 'sometimes', '--', 'x'], ['--interval', '5x', '--', 'x'], [], ['--check', 'Bad Slug', '--', 'x']])
       assert.throws(() => parseRunArgs(bad, {}), UsageError, JSON.stringify(bad));
+  });
+
+  it("a reader that stops taking the command's stderr holds the command back after 16 MiB, and then gets every byte", async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let received = 0;
+    let inOrder = true;
+    const out = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        // Each chunk starts where the previous ended: the command writes the byte offset mod 251.
+        inOrder &&= chunk[0] === received % 251;
+        received += chunk.length;
+        void released.then(() => done());
+      },
+    });
+    const total = 40 * 1024 * 1024;
+    const running = startChild({
+      command: process.execPath,
+      args: ['-e', `const b = Buffer.alloc(${total}); for (let i = 0; i < b.length; i++) b[i] = i % 251; process.stderr.write(b)`],
+      env: process.env, intervalMs: 60_000, cgroup: { limit: null, oomKills: () => null }, onHeartbeat: () => undefined, stderr: out,
+    });
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(running.child.exitCode, null, 'the command waits for the reader');
+    assert.ok(out.writableLength <= 17 * 1024 * 1024, `the wrapper holds at most ~16 MiB (${out.writableLength} bytes)`);
+    release();
+    const result = await running.done;
+    assert.equal(result.code, 0);
+    await eventually(async () => received === total, 10_000, `all ${total} bytes (${received})`);
+    assert.ok(inOrder, 'in order');
   });
 
   it('restart policy: doubling delay with a cap, reset after a stable run, no restart after an intended stop', () => {
