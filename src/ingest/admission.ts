@@ -77,6 +77,12 @@ export interface AdmissionOptions {
   retryAfterS: number;
 }
 
+/**
+ * Evidence is shed by delay only with this many ingest requests in flight: a few pings or heartbeats cannot
+ * be what keeps the loop late (start-up, a loaded host), and refusing them costs a cron job its ping.
+ */
+const EVIDENCE_SHED_MIN_INFLIGHT = 16;
+
 /** A quiet spell this long after the last shed request ends a shedding episode (for the log). */
 const EPISODE_QUIET_MS = 5000;
 
@@ -130,7 +136,8 @@ export class IngestAdmission {
     const { maxEventLoopDelayMs: maxDelay, maxInflightRequests, maxInflightBytes } = this.opts;
     // Only while other ingest is in progress: a loop late for another reason (start-up, one long pause)
     // with nothing of ingest's in flight is not ingest's doing, and a lone request would not help it.
-    if (maxDelay > 0 && this.inflightRequests > 0 && this.delay.ms > (kind === 'bulk' ? maxDelay : 2 * maxDelay)) return 'event_loop_delay';
+    const busy = this.inflightRequests >= (kind === 'bulk' ? 1 : EVIDENCE_SHED_MIN_INFLIGHT);
+    if (maxDelay > 0 && busy && this.delay.ms > (kind === 'bulk' ? maxDelay : 2 * maxDelay)) return 'event_loop_delay';
     if (this.inflightRequests >= maxInflightRequests) return 'inflight_requests';
     // One request larger than the whole allowance still gets in alone, else it could never be sent.
     if (this.inflightBytes > 0 && this.inflightBytes + bytes > maxInflightBytes) return 'inflight_bytes';

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { LoopDelay } from '../../src/ingest/admission.js';
+import { IngestAdmission, LoopDelay } from '../../src/ingest/admission.js';
+import { createLogger } from '../../src/log/index.js';
+import { Counter } from '../../src/metrics/index.js';
 
 const busy = (ms: number) => {
   for (const end = performance.now() + ms; performance.now() < end; );
@@ -33,5 +35,32 @@ describe('event-loop delay', () => {
     await turn();
     delay.stop();
     assert.ok(delay.ms < 50, `smoothed delay ${delay.ms.toFixed(0)} ms just after one 1.5 s stall`);
+  });
+
+  it('a late loop sheds spans while ingest is in flight, pings and heartbeats only when many are', async () => {
+    const delay = new LoopDelay();
+    delay.start();
+    for (let i = 0; i < 15; i++) {
+      busy(300);
+      await turn();
+    }
+    delay.stop();
+    assert.ok(delay.ms > 200, `smoothed delay ${delay.ms.toFixed(0)} ms`);
+    const shed = new Counter('shed', 'shed');
+    const admission = new IngestAdmission({ maxEventLoopDelayMs: 100, maxInflightRequests: 256, maxInflightBytes: 1 << 30, retryAfterS: 1 }, delay, shed, createLogger('error'));
+    const refused = (kind: 'bulk' | 'evidence') => {
+      try {
+        admission.enter(kind, 100);
+        return false;
+      } catch (err) {
+        return (err as { status?: number }).status === 429;
+      }
+    };
+    assert.equal(refused('evidence'), false, 'a lone ping');
+    assert.equal(refused('evidence'), false, 'a second ping beside it (a cron job\'s start and end)');
+    assert.equal(refused('bulk'), true, 'spans while ingest is in flight');
+    while (admission.requests < 16) assert.equal(refused('evidence'), false);
+    assert.equal(refused('evidence'), true, 'the seventeenth heartbeat in flight');
+    assert.equal(shed.get({ reason: 'event_loop_delay' }), 2);
   });
 });
