@@ -165,7 +165,8 @@ export class Cluster implements Ownership {
       else {
         this.escalating.delete(f.id);
         escalator?.forget(f.id);
-        if (!this.owns(ownerKeyOf(f))) this.resolvedElsewhere.set(f.id, { fault: f, at: Date.now() });
+        // Whoever owns it now: learned after its resolver died, it is this instance's to tell (next hand-over round).
+        this.resolvedElsewhere.set(f.id, { fault: f, at: Date.now() });
       }
     });
     // Faults restored at start that this instance owns are its to escalate (the escalator rearmed their actions).

@@ -583,6 +583,9 @@ export class Detector {
     const mine = this.open.get(f.id);
     if (f.state === 'resolved') {
       if (mine) this.forget(mine, f);
+      // Opened and resolved between two reads of the store, or before this instance started following it:
+      // never open here, yet a resolution someone may still owe telling (its resolver may die first).
+      else for (const listener of this.learnedListeners) listener(f);
       return;
     }
     if (mine) {

@@ -160,4 +160,20 @@ describe('silence (heartbeats that stop)', () => {
     f.run(20_000);
     assert.deepEqual(f.opened.map((o) => [o.kind, o.service]), []);
   });
+
+  it('a fault read from the store already resolved (opened and resolved between two reads) is still passed on to who follows resolutions', () => {
+    const { f } = apiJustStopped();
+    const heard: [string, string][] = [];
+    f.detector.learnedListeners.push((x) => heard.push([x.id, x.state]));
+    const at = f.now() - 500;
+    const fault = {
+      id: 'crash-resolved-elsewhere', kind: 'crash', state: 'resolved', service: 'api', instance: 'api-1', host: 'edge-1', version: '1.0.0', check: '',
+      signature: 'sig', detectedAt: at, resolvedAt: f.now(), explanation: 'crashed', causedBy: '', ruleId: 'crash', rulesVersion: 'v', occurrences: 1,
+      startedAt: at, evidence: [],
+    } as Fault;
+    f.detector.learn(fault);
+    // The cluster keeps it: if its resolver dies before its group told the resolution, the new owner tells it.
+    assert.deepEqual(heard, [['crash-resolved-elsewhere', 'resolved']]);
+    assert.equal(f.detector.open.size, 0);
+  });
 });
