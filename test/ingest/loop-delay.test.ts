@@ -13,16 +13,21 @@ const busy = (ms: number) => {
   for (const end = performance.now() + ms; performance.now() < end; );
 };
 const turn = () => new Promise((resolve) => setTimeout(resolve, 25));
+/** A loop measured while 15 turns in a row each run `ms` late. */
+const keptLate = async (ms: number): Promise<LoopDelay> => {
+  const delay = new LoopDelay();
+  delay.start();
+  for (let i = 0; i < 15; i++) {
+    busy(ms);
+    await turn();
+  }
+  delay.stop();
+  return delay;
+};
 
 describe('event-loop delay', () => {
   it('a loop kept busy reads as late', async () => {
-    const delay = new LoopDelay();
-    delay.start();
-    for (let i = 0; i < 15; i++) {
-      busy(150);
-      await turn();
-    }
-    delay.stop();
+    const delay = await keptLate(150);
     assert.ok(delay.ms > 80, `smoothed delay ${delay.ms.toFixed(0)} ms after 15 turns each 150 ms late`);
   });
 
@@ -38,13 +43,7 @@ describe('event-loop delay', () => {
   });
 
   it('a late loop sheds spans while ingest is in flight, pings and heartbeats only when many are', async () => {
-    const delay = new LoopDelay();
-    delay.start();
-    for (let i = 0; i < 15; i++) {
-      busy(300);
-      await turn();
-    }
-    delay.stop();
+    const delay = await keptLate(300);
     assert.ok(delay.ms > 200, `smoothed delay ${delay.ms.toFixed(0)} ms`);
     const shed = new Counter('shed', 'shed');
     const admission = new IngestAdmission({ maxEventLoopDelayMs: 100, maxInflightRequests: 256, maxInflightBytes: 1 << 30, retryAfterS: 1 }, delay, shed, createLogger('error'));
