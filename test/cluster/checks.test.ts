@@ -13,15 +13,7 @@ import { ownerOf } from '../../src/cluster/index.js';
 import { checkKey } from '../../src/detect/index.js';
 import { startCluster, type RunningCluster } from '../support/cluster.js';
 import { eventually } from '../support/faultline.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  check?: string;
-  started_at: string;
-  detected_at: string;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 interface CheckView {
   slug: string;

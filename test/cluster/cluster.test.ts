@@ -15,13 +15,7 @@ import { heartbeats, startCluster, targetOwnedBy, type RunningCluster } from '..
 import { eventually } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
 import { launchBrowser, screenshot, watchErrors } from '../dashboard/browser.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string };
-}
+import type { FaultView } from '../../src/api/views.js';
 
 describe('a cluster of faultline instances', () => {
   let c: RunningCluster;

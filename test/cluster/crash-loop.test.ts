@@ -12,15 +12,7 @@ import { ownerOf } from '../../src/cluster/index.js';
 import { startCluster, type RunningCluster } from '../support/cluster.js';
 import { eventually } from '../support/faultline.js';
 import { supervise, type Supervised } from '../support/supervise.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string };
-  evidence: { type: string; instance?: string; at: string }[];
-  occurrences: number;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 const SERVICE = 'orders';
 const REPLICAS_PER_INSTANCE = 3;

@@ -11,13 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { ownerOf } from '../../src/cluster/index.js';
 import { startCluster, type RunningCluster } from '../support/cluster.js';
 import { eventually } from '../support/faultline.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  explanation: string;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 const SERVICE = 'orders';
 const MIN_SPANS = 14;

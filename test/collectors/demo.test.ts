@@ -11,17 +11,9 @@ import { after, describe, it } from 'node:test';
 import { packageRoot } from '../../src/paths.js';
 import { FAULT_KINDS } from '../../src/rules/index.js';
 import { eventually, freePort, removeDir, tempDir } from '../support/faultline.js';
+import type { FaultView } from '../../src/api/views.js';
 
 const DEMO = join(packageRoot, 'dist', 'collectors', 'demo', 'index.js');
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string; host: string };
-  check?: string;
-  caused_by: string | null;
-}
 
 /** Every process below `root` now, with its start time (so a pid reused later is not mistaken for it). */
 function processTree(root: number): Map<number, string> {

@@ -19,6 +19,7 @@ import { RestartPolicy } from '../../collectors/run/restart.js';
 import { StreamTail } from '../../collectors/run/tail.js';
 import { APP } from '../support/supervise.js';
 import { CLI, eventually, freePort, nativeRunBuilt, queryStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
+import type { FaultView } from '../../src/api/views.js';
 
 /** A process's direct children, from /proc (Linux). */
 function childrenOf(pid: number): number[] {
@@ -27,14 +28,6 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
-}
-
-interface FaultView {
-  id: string;
-  kind: string;
-  check?: string;
-  target?: { service: string; instance: string };
-  explanation: string;
 }
 
 interface Wrapped {

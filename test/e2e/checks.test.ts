@@ -11,16 +11,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  check?: string;
-  started_at: string;
-  explanation: string;
-  rule: { id: string };
-}
+import type { FaultView } from '../../src/api/views.js';
 
 interface CheckView {
   slug: string;

@@ -12,14 +12,7 @@ import { verify } from '../../src/deliver/index.js';
 import { newSecret, startReceiver, type Receiver } from '../deliver/receiver.js';
 import { eventually, freePort, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  signature: string;
-  caused_by: string | null;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 interface Told {
   type: string;

@@ -7,21 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually, removeDir, startFaultline, type RunningFaultline } from '../support/faultline.js';
 import { supervise, type Identity } from '../support/supervise.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string; host: string; version: string };
-  signature: string;
-  started_at: string;
-  detected_at: string;
-  resolved_at: string | null;
-  explanation: string;
-  evidence: { type: string }[];
-  rule: { id: string; version: string };
-  occurrences: number;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 describe('fault identification with real processes', () => {
   let fl: RunningFaultline;

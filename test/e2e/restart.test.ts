@@ -7,14 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { eventually, execStore, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string };
-  explanation: string;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 const exitBody = (service: string, instance: string, code: number) =>
   JSON.stringify({

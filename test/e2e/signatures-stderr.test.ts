@@ -10,13 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CLI, eventually, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
-
-interface FaultView {
-  kind: string;
-  target: { service: string; instance: string };
-  signature: string;
-  explanation: string;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 interface SignatureView {
   fingerprint: string;

@@ -8,18 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { eventually, freePort, removeDir, startFaultline, tempDir, type RunningFaultline } from '../support/faultline.js';
 import { supervise } from '../support/supervise.js';
-
-interface FaultView {
-  id: string;
-  kind: string;
-  state: string;
-  target: { service: string; instance: string };
-  started_at: string;
-  detected_at: string;
-  resolved_at: string | null;
-  explanation: string;
-  caused_by: string | null;
-}
+import type { FaultView } from '../../src/api/views.js';
 
 describe('trends and dependencies', () => {
   let fl: RunningFaultline;
