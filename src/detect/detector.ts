@@ -1,6 +1,6 @@
 import type { Logger } from '../log/index.js';
 import type { Counter } from '../metrics/index.js';
-import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
+import { exceptionFromStderr, fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
 import { faultId, type EvidenceRef, type ExitHandoff, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
@@ -89,7 +89,17 @@ interface PendingExit {
   exit: ExitEvidence;
   decideAt: number;
   replacedBy?: string;
+  /** Waiting for the exception a crash's SDK exports beside the exit (not for a deploy: a new version does not decide it). */
+  forException?: boolean;
 }
+
+/**
+ * How long an abnormal exit that says nothing of why (no exception of its own, none in its stderr, none
+ * reported lately) waits for the exception span or log its process exported as it died: the two travel
+ * separately and the exception is often a moment behind, and the fault is signed by what it carries. The
+ * exception ends the wait when it comes; without one the fault is signed by the exit's class.
+ */
+const EXCEPTION_GRACE_MS = 300;
 
 export interface DetectorDeps {
   rules: () => RuleSet;
@@ -226,6 +236,8 @@ export class Detector {
         this.deps.log.error('detection failed on a batch; continuing', { error: err });
       }
     }
+    // An exit whose exception just came is decided now, not at the next tick.
+    if (this.pending.some((p) => p.decideAt === 0)) this.decideDueExits(this.now());
   }
 
   private ingest(tables: Map<TableName, object[]>, arrival: number): void {
@@ -268,11 +280,14 @@ export class Detector {
     t.lastSeen = Math.max(t.lastSeen, msOf(row.last_seen));
     if (t.status === 'alive' && !wrapped.has(t.key)) t.hb.refresh(arrival);
     for (const p of this.pending)
-      if (p.exit.service === info.service && info.version && info.version !== p.exit.version && !p.replacedBy) p.replacedBy = info.version;
+      if (!p.forException && p.exit.service === info.service && info.version && info.version !== p.exit.version && !p.replacedBy) p.replacedBy = info.version;
   }
 
   private exception(row: Row): void {
-    const t = this.targets.get(targetKey(String(row.service), String(row.instance)));
+    const key = targetKey(String(row.service), String(row.instance));
+    const t = this.targets.get(key);
+    // An exit waiting for this exception need not wait longer.
+    for (const p of this.pending) if (p.forException && targetKey(p.exit.service, p.exit.instance) === key) p.decideAt = 0;
     t?.rememberException({
       at: msOf(row.ts),
       type: String(row.exception_type ?? ''),
@@ -340,7 +355,16 @@ export class Detector {
     const t = this.target({ service: e.service, instance: e.instance, version: e.version, host: e.host, pid: e.pid }, arrival);
     this.exitedAt(t.info, e.at);
     if (isStopSignal(e) && !e.intended) this.pending.push({ exit: e, decideAt: arrival + this.deps.rules().settings.deploy_grace });
+    else if (this.awaitsException(e, t)) this.pending.push({ exit: e, decideAt: arrival + EXCEPTION_GRACE_MS, forException: true });
     else this.decideExit(e);
+  }
+
+  /** An abnormal exit with no word of its cause yet: its exception may be a moment behind it (EXCEPTION_GRACE_MS). */
+  private awaitsException(e: ExitEvidence, t: TargetState): boolean {
+    if (e.intended || e.exceptionType || (e.code === 0 && !e.signal)) return false;
+    if (exceptionFromStderr(e.stderrTail)) return false;
+    const since = e.at - this.deps.rules().settings.window;
+    return !t.exceptions.some((x) => x.at >= since);
   }
 
   /**
