@@ -355,7 +355,11 @@ export class Detector {
     const t = this.target({ service: e.service, instance: e.instance, version: e.version, host: e.host, pid: e.pid }, arrival);
     this.exitedAt(t.info, e.at);
     if (isStopSignal(e) && !e.intended) this.pending.push({ exit: e, decideAt: arrival + this.deps.rules().settings.deploy_grace });
-    else if (this.awaitsException(e, t)) this.pending.push({ exit: e, decideAt: arrival + EXCEPTION_GRACE_MS, forException: true });
+    else if (this.awaitsException(e, t)) {
+      this.pending.push({ exit: e, decideAt: arrival + EXCEPTION_GRACE_MS, forException: true });
+      // Decided when the grace ends, not up to a tick later (exit → fault is the latency people feel most).
+      if (this.timer) setTimeout(() => this.ready && this.decideDueExits(this.now()), EXCEPTION_GRACE_MS).unref();
+    }
     else this.decideExit(e);
   }
 
