@@ -1,11 +1,11 @@
 import type { Logger } from '../log/index.js';
 import type { Counter } from '../metrics/index.js';
-import { exceptionFromStderr, fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
+import { fingerprint, type Decision, type Facts, type FaultKind, type RuleSet, type Trigger } from '../rules/index.js';
 import type { TableName } from '../store/index.js';
 import { faultId, type EvidenceRef, type ExitHandoff, type Fault, type SignatureInfo } from '../faults/model.js';
 import type { FaultWriter } from '../faults/store.js';
 import { serviceVersion, type SignatureHistory } from '../faults/signatures.js';
-import { exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
+import { exceptionFacts, exitFacts, isStopSignal, silenceFacts, type ExitEvidence } from './facts.js';
 import { DEFAULT_PHI, type PhiOptions } from './phi.js';
 import { targetKey, TargetState, type TargetInfo } from './target.js';
 import { exitFromRow, msOf, type Row } from './rows.js';
@@ -365,10 +365,9 @@ export class Detector {
 
   /** An abnormal exit with no word of its cause yet: its exception may be a moment behind it (EXCEPTION_GRACE_MS). */
   private awaitsException(e: ExitEvidence, t: TargetState): boolean {
-    if (e.intended || e.exceptionType || (e.code === 0 && !e.signal)) return false;
-    if (exceptionFromStderr(e.stderrTail)) return false;
-    const since = e.at - this.deps.rules().settings.window;
-    return !t.exceptions.some((x) => x.at >= since);
+    if (e.intended || (e.code === 0 && !e.signal)) return false;
+    // The same choice the rules' facts make: the exit's own, its stderr's, or one reported in the window.
+    return exceptionFacts(e, t, e.at - this.deps.rules().settings.window).type === undefined;
   }
 
   /**
